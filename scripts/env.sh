@@ -1,0 +1,8 @@
+# Sourced by every project script: where caches live and how the build finds DuckDB.
+# Kept outside the clone so a fresh clone reuses the compiled crates and installed tools.
+export ORCHESTR8_CACHE="${ORCHESTR8_CACHE:-$HOME/.cache/orchestr8}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ORCHESTR8_CACHE/target}"
+export DUCKDB_VERSION="1.5.6-r.1"
+export DUCKDB_LIB_DIR="$ORCHESTR8_CACHE/npm/node_modules/@duckdb/node-bindings-linux-x64"
+export DUCKDB_INCLUDE_DIR="$DUCKDB_LIB_DIR"
+export ORCHESTR8_VENV="$ORCHESTR8_CACHE/venv"

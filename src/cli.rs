@@ -1,0 +1,416 @@
+//! The command line for people and scripts (`interfaces.md`): parsing, resolving the library
+//! roots and index directory, and rendering each command's answer as text or JSON.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use orchestr8::{
+    Config, Engine, EngineError, Filters, Kind, Query, Severity, eval, planner::PlanError,
+};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "orchestr8",
+    version,
+    about = "Find and load the right specialist agent, skill or workflow."
+)]
+pub struct Args {
+    /// A library root to serve instead of the shipped library (repeatable).
+    #[arg(
+        long = "dir",
+        global = true,
+        value_name = "DIR",
+        env = "ORCHESTR8_DIRS",
+        value_delimiter = ':'
+    )]
+    dirs: Vec<PathBuf>,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Format of the logs on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Ranked definitions for a natural-language request.
+    Search {
+        /// What needs doing, in plain words; may be empty when a filter is given.
+        #[arg(default_value = "")]
+        query: String,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        #[arg(long)]
+        kind: Option<Kind>,
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        capability: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long)]
+        model: Option<String>,
+        /// Show how the query was planned.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// The full definition of NAME.
+    Show { name: String },
+    /// Every role with its primary agent and fallback chain; with ROLE, the agents to try.
+    Roles { role: Option<String> },
+    /// Every problem in the library as `path:line: severity: message`.
+    Validate,
+    /// Build or refresh the persisted index.
+    Index,
+    /// Search-quality metrics over a judged query file.
+    Eval {
+        #[arg(long, value_name = "FILE")]
+        queries: PathBuf,
+    },
+}
+
+pub fn init_logging(args: &Args) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ORCHESTR8_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match args.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+/// 2 for bad usage (as clap does for bad flags), 1 for everything else.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    match error.downcast_ref::<EngineError>() {
+        Some(
+            EngineError::Root { .. }
+            | EngineError::Plan(PlanError::Empty)
+            | EngineError::BadName(_),
+        ) => 2,
+        _ => 1,
+    }
+}
+
+/// The shipped library's home: `ORCHESTR8_HOME`, else the source tree this binary was built from.
+fn home() -> PathBuf {
+    std::env::var_os("ORCHESTR8_HOME")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
+fn config(args: &Args) -> Config {
+    let shipped = args.dirs.is_empty();
+    let roots: Vec<PathBuf> = if shipped {
+        let home = home();
+        ["agents", "skills", "commands"]
+            .iter()
+            .map(|d| home.join(d))
+            .filter(|p| p.is_dir())
+            .collect()
+    } else {
+        args.dirs.clone()
+    };
+    let index_dir = match std::env::var_os("ORCHESTR8_INDEX_DIR") {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None if shipped => Some(home().join("index")),
+        None => cache_dir(&roots),
+    };
+    Config {
+        roots,
+        index_dir,
+        progress: std::io::stderr().is_terminal(),
+    }
+}
+
+/// A per-root-set index under the user's cache directory, named by a hash of the roots.
+fn cache_dir(roots: &[PathBuf]) -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
+    let joined: Vec<String> = roots
+        .iter()
+        .map(|r| {
+            std::fs::canonicalize(r)
+                .unwrap_or_else(|_| r.clone())
+                .display()
+                .to_string()
+        })
+        .collect();
+    let hash = xxhash_rust::xxh3::xxh3_64(joined.join("\n").as_bytes());
+    Some(
+        base.join("orchestr8")
+            .join("indexes")
+            .join(format!("{hash:016x}")),
+    )
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let config = config(&args);
+    if config.roots.is_empty() {
+        anyhow::bail!(
+            "no library found under {}; pass --dir DIR",
+            home().display()
+        );
+    }
+    let engine = Engine::open(&config)?;
+    let json = args.json;
+    let mut out = std::io::stdout().lock();
+    match args.command {
+        Command::Search {
+            query,
+            limit,
+            kind,
+            role,
+            capability,
+            category,
+            model,
+            explain,
+        } => {
+            let filters = Filters {
+                kind,
+                role,
+                capability,
+                category,
+                model,
+            };
+            let result = engine.search(&Query {
+                text: query,
+                filters,
+                limit,
+            })?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&result)?)?;
+            } else {
+                if result.results.is_empty() {
+                    writeln!(out, "no results")?;
+                }
+                for (i, hit) in result.results.iter().enumerate() {
+                    let place = hit
+                        .category
+                        .as_deref()
+                        .map_or(String::new(), |c| format!(", {c}"));
+                    writeln!(
+                        out,
+                        "{:>2}. {}  ({}{place})  {:.2}",
+                        i + 1,
+                        hit.name,
+                        hit.kind,
+                        hit.score
+                    )?;
+                    writeln!(out, "    {}", hit.description)?;
+                    if !hit.aliases.is_empty() {
+                        writeln!(out, "    also as: {}", hit.aliases.join(", "))?;
+                    }
+                }
+                if explain {
+                    let p = &result.plan;
+                    writeln!(
+                        out,
+                        "\nplan: {}",
+                        serde_json::to_value(p.strategy)?
+                            .as_str()
+                            .unwrap_or_default()
+                    )?;
+                    if let Some(n) = p.filter_matches {
+                        writeln!(out, "  filters match {n} definitions")?;
+                    }
+                    if let Some(n) = p.text_matches_at_least {
+                        writeln!(out, "  text matches at least {n} definitions")?;
+                    }
+                    writeln!(out, "  terms: {}", p.terms.join(" "))?;
+                    for c in &p.corrections {
+                        writeln!(
+                            out,
+                            "  corrected: {} -> {}",
+                            c.word,
+                            c.replaced_by.join(", ")
+                        )?;
+                    }
+                    writeln!(out, "  candidates: {}, {} us", p.candidates, p.elapsed_us)?;
+                }
+            }
+        }
+        Command::Show { name } => {
+            let loaded = engine.load(&name)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&loaded)?)?;
+            } else {
+                out.write_all(loaded.text.as_bytes())?;
+            }
+        }
+        Command::Roles { role: Some(role) } => {
+            let resolution = engine.resolve_role(&role, 10)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&resolution)?)?;
+            } else {
+                if resolution.searched {
+                    writeln!(
+                        out,
+                        "no agent declares the role `{role}`; best matches for its words:"
+                    )?;
+                }
+                for (i, name) in resolution.agents.iter().enumerate() {
+                    writeln!(out, "{:>2}. {name}", i + 1)?;
+                }
+                for name in &resolution.skipped {
+                    writeln!(out, "    skipped {name} (not installed)")?;
+                }
+            }
+        }
+        Command::Roles { role: None } => {
+            let roles = engine.roles();
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&json!({ "roles": roles }))?
+                )?;
+            } else {
+                let width = roles.iter().map(|r| r.role.len()).max().unwrap_or(0);
+                for r in &roles {
+                    let chain: Vec<String> = r
+                        .fallbacks
+                        .iter()
+                        .map(|l| {
+                            if l.missing {
+                                format!("{} (missing)", l.name)
+                            } else {
+                                l.name.clone()
+                            }
+                        })
+                        .collect();
+                    let mut line = format!("{:width$}  {}", r.role, r.primary);
+                    if !chain.is_empty() {
+                        line.push_str(&format!(" -> {}", chain.join(" -> ")));
+                    }
+                    if !r.also.is_empty() {
+                        line.push_str(&format!("  (also: {})", r.also.join(", ")));
+                    }
+                    writeln!(out, "{line}")?;
+                }
+            }
+        }
+        Command::Validate => {
+            let diagnostics = engine.diagnostics();
+            let errors = diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
+            let warnings = diagnostics.len() - errors;
+            if json {
+                let report = json!({ "diagnostics": diagnostics, "errors": errors, "warnings": warnings,
+                                     "definitions": engine.stats().definitions, "roots": engine.roots() });
+                writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+            } else {
+                for d in diagnostics {
+                    writeln!(out, "{d}")?;
+                }
+                let roots: Vec<String> = engine
+                    .roots()
+                    .iter()
+                    .map(|r| r.display().to_string())
+                    .collect();
+                eprintln!(
+                    "{} definitions in {}: {errors} errors, {warnings} warnings",
+                    engine.stats().definitions,
+                    roots.join(", ")
+                );
+            }
+            if errors > 0 {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Index => {
+            let stats = engine.stats();
+            let dir = config.index_dir.as_ref().map(|d| d.display().to_string());
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&json!({ "stats": stats, "index_dir": dir }))?
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{} definitions from {} files: parsed {}, removed {}, {} ms{}",
+                    stats.definitions,
+                    stats.files,
+                    stats.parsed,
+                    stats.removed,
+                    stats.elapsed_ms,
+                    dir.map_or(String::new(), |d| format!(" ({d})"))
+                )?;
+            }
+        }
+        Command::Eval { queries } => {
+            let text = std::fs::read_to_string(&queries)
+                .with_context(|| format!("cannot read {}", queries.display()))?;
+            let judged = match eval::parse(&text) {
+                Ok(judged) => judged,
+                Err(errors) => return invalid(&queries, &errors),
+            };
+            let unknown = eval::unknown_names(&engine, &judged);
+            if !unknown.is_empty() {
+                return invalid(&queries, &unknown);
+            }
+            let report = eval::run(&engine, &judged)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+            } else {
+                render_eval(&mut out, &report)?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn invalid(file: &Path, errors: &[String]) -> Result<ExitCode> {
+    for e in errors {
+        eprintln!("{}: {e}", file.display());
+    }
+    Ok(ExitCode::from(1))
+}
+
+fn render_eval(out: &mut impl Write, report: &eval::Report) -> Result<()> {
+    writeln!(
+        out,
+        "{:<14} {:>4} {:>6} {:>6} {:>7} {:>7} {:>8}",
+        "slice", "n", "R@1", "R@5", "MRR@10", "nDCG@5", "Ideal@1"
+    )?;
+    let row = |out: &mut dyn Write, name: &str, m: &eval::Metrics| {
+        let n = m.queries;
+        writeln!(
+            out,
+            "{name:<14} {n:>4} {:>6.3} {:>6.3} {:>7.3} {:>7.3} {:>8.3}",
+            m.r1, m.r5, m.mrr10, m.ndcg5, m.ideal1
+        )
+    };
+    row(out, "overall", &report.overall)?;
+    for (tag, m) in &report.by_tag {
+        row(out, tag, m)?;
+    }
+    writeln!(
+        out,
+        "no result: {}; latency ms p50 {:.2}, p95 {:.2}, max {:.2}",
+        report.overall.no_result,
+        report.latency_ms.p50,
+        report.latency_ms.p95,
+        report.latency_ms.max
+    )?;
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! orchestr8 finds the right specialist agent, skill or workflow for a request and loads its
+//! definition only when asked. See ARCHITECTURE.md for the map.
+
+mod catalog;
+pub mod diagnostic;
+pub mod engine;
+pub mod eval;
+pub mod library;
+pub mod planner;
+mod registry;
+pub mod roles;
+mod store;
+pub mod suggest;
+mod text;
+
+pub use diagnostic::{Diagnostic, Severity};
+pub use engine::{Config, Engine, EngineError, Loaded, RefreshStats};
+pub use library::{Definition, Kind};
+pub use planner::{Filters, Hit, Plan, Query, SearchResult, Strategy};

@@ -1,0 +1,177 @@
+//! Walking library roots: which files are candidates, and their size and mtime so an unchanged
+//! file is never read twice. Symlinks are followed only while they stay inside their root.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::UNIX_EPOCH;
+
+use super::formats::MAX_FILE_BYTES;
+use crate::diagnostic::Diagnostic;
+
+/// A markdown file found under a root, not yet read.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct FoundFile {
+    pub root: usize,
+    pub path: PathBuf,
+    pub relative: PathBuf,
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+/// Names of markdown files that document a collection rather than define anything.
+const NOT_DEFINITIONS: &[&str] = &[
+    "readme.md",
+    "changelog.md",
+    "contributing.md",
+    "license.md",
+    "code_of_conduct.md",
+];
+
+/// Lists candidate files under every root (roots given canonical), in a deterministic order.
+pub(crate) fn walk(roots: &[PathBuf]) -> (Vec<FoundFile>, Vec<Diagnostic>) {
+    let diagnostics = Arc::new(Mutex::new(Vec::new()));
+    let mut files = Vec::new();
+    for (index, root) in roots.iter().enumerate() {
+        let inside = root.clone();
+        let escaped = Arc::clone(&diagnostics);
+        let walker = ignore::WalkBuilder::new(root)
+            .standard_filters(false)
+            .hidden(true)
+            .follow_links(true)
+            .sort_by_file_path(|a, b| a.cmp(b))
+            .filter_entry(move |entry| {
+                if !entry.path_is_symlink() {
+                    return true;
+                }
+                let stays = std::fs::canonicalize(entry.path())
+                    .is_ok_and(|target| target.starts_with(&inside));
+                if !stays {
+                    push(
+                        &escaped,
+                        Diagnostic::warning(
+                            entry.path(),
+                            1,
+                            "symlink points outside the library root; not followed",
+                        ),
+                    );
+                }
+                stays
+            })
+            .build();
+        for entry in walker {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(error) => {
+                    let path = error_path(&error).unwrap_or_else(|| root.clone());
+                    push(
+                        &diagnostics,
+                        Diagnostic::warning(
+                            path,
+                            1,
+                            format!("cannot walk: {}", strip_path(&error.to_string())),
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let path = entry.path();
+            let is_md = path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("md"));
+            if !is_md || !entry.file_type().is_some_and(|t| t.is_file()) {
+                continue;
+            }
+            let file_name = path
+                .file_name()
+                .map(|f| f.to_string_lossy().to_ascii_lowercase())
+                .unwrap_or_default();
+            if NOT_DEFINITIONS.contains(&file_name.as_str()) {
+                continue;
+            }
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                Err(error) => {
+                    push(
+                        &diagnostics,
+                        Diagnostic::error(path, 1, format!("cannot read file metadata: {error}")),
+                    );
+                    continue;
+                }
+            };
+            if meta.len() > MAX_FILE_BYTES {
+                push(
+                    &diagnostics,
+                    Diagnostic::error(
+                        path,
+                        1,
+                        format!(
+                            "file is {} bytes, over the {} MiB limit for a definition; skipped",
+                            meta.len(),
+                            MAX_FILE_BYTES / (1024 * 1024)
+                        ),
+                    ),
+                );
+                continue;
+            }
+            let mtime_ns = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+            files.push(FoundFile {
+                root: index,
+                relative: path.strip_prefix(root).unwrap_or(path).to_path_buf(),
+                path: path.to_path_buf(),
+                size: meta.len(),
+                mtime_ns,
+            });
+        }
+    }
+    drop_skill_support_files(&mut files);
+    let diagnostics = std::mem::take(&mut *diagnostics.lock().unwrap_or_else(|e| e.into_inner()));
+    (files, diagnostics)
+}
+
+/// Markdown inside a skill's folder (`references/`, `assets/`, ...) belongs to that skill and is
+/// read on demand, never as a definition of its own.
+fn drop_skill_support_files(files: &mut Vec<FoundFile>) {
+    let skill_dirs: HashSet<PathBuf> = files
+        .iter()
+        .filter(|f| f.path.file_name().is_some_and(|n| n == "SKILL.md"))
+        .filter_map(|f| f.path.parent().map(Path::to_path_buf))
+        .collect();
+    if skill_dirs.is_empty() {
+        return;
+    }
+    files.retain(|f| {
+        f.path.file_name().is_some_and(|n| n == "SKILL.md")
+            || !f.path.ancestors().skip(1).any(|a| skill_dirs.contains(a))
+    });
+}
+
+fn push(diagnostics: &Mutex<Vec<Diagnostic>>, diagnostic: Diagnostic) {
+    diagnostics
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(diagnostic);
+}
+
+fn error_path(error: &ignore::Error) -> Option<PathBuf> {
+    match error {
+        ignore::Error::WithPath { path, .. } => Some(path.clone()),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            error_path(err)
+        }
+        ignore::Error::Loop { child, .. } => Some(child.clone()),
+        _ => None,
+    }
+}
+
+/// ignore's messages repeat the path that the diagnostic already shows in front.
+fn strip_path(message: &str) -> String {
+    message
+        .rsplit_once(": ")
+        .map_or(message, |(_, m)| m)
+        .to_string()
+}

@@ -1,0 +1,383 @@
+//! The structured side: every definition's frontmatter in DuckDB, with capabilities, tags,
+//! fallbacks and aliases in their own tables, and the manifest of files already read.
+//!
+//! The persisted file is written only while the index is refreshed, under the index lock; a
+//! running process serves from an in-memory copy, so it never holds DuckDB's file lock and a
+//! second process over the same root can refresh and read alongside it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use duckdb::{Connection, params};
+
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::library::{Definition, Kind};
+use crate::planner::Filters;
+
+/// Bump when a table or the meaning of a column changes: an older file is rebuilt.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+const TABLES: &[&str] = &[
+    "meta",
+    "files",
+    "definitions",
+    "capabilities",
+    "tags",
+    "fallbacks",
+    "aliases",
+    "diagnostics",
+];
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, root INTEGER, size UBIGINT, mtime_ns BIGINT, hash UBIGINT);
+CREATE TABLE IF NOT EXISTS definitions (
+    key UBIGINT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, category TEXT, role TEXT,
+    model TEXT, description TEXT NOT NULL, path TEXT NOT NULL, root INTEGER NOT NULL,
+    tokens UBIGINT NOT NULL, argument_hint TEXT, tools TEXT NOT NULL, use_when TEXT NOT NULL,
+    extra TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS capabilities (key UBIGINT, capability TEXT);
+CREATE TABLE IF NOT EXISTS tags (key UBIGINT, tag TEXT);
+CREATE TABLE IF NOT EXISTS fallbacks (key UBIGINT, position INTEGER, fallback TEXT);
+CREATE TABLE IF NOT EXISTS aliases (name TEXT, alias TEXT);
+CREATE TABLE IF NOT EXISTS diagnostics (path TEXT, line UBIGINT, severity TEXT, message TEXT);
+";
+
+/// Every filter is optional: a NULL parameter matches everything.
+const FILTER_WHERE: &str = "
+    ($1 IS NULL OR d.kind = $1)
+    AND ($2 IS NULL OR lower(d.role) = lower($2))
+    AND ($3 IS NULL OR lower(d.category) = lower($3))
+    AND ($4 IS NULL OR lower(d.model) = lower($4))
+    AND ($5 IS NULL OR d.key IN (SELECT key FROM capabilities WHERE lower(capability) = lower($5)
+                                 UNION SELECT key FROM tags WHERE lower(tag) = lower($5)))";
+
+#[derive(Debug, thiserror::Error)]
+#[error("registry: {0}")]
+pub struct RegistryError(#[from] duckdb::Error);
+
+/// What changed on disk since the manifest was written.
+#[derive(Debug, Default)]
+pub(crate) struct Changes<'a> {
+    /// Files that are gone or changed: their rows are deleted first.
+    pub removed: Vec<PathBuf>,
+    /// Files read now: (path, root, size, mtime_ns, content hash).
+    pub files: Vec<(PathBuf, usize, u64, i64, u64)>,
+    pub definitions: Vec<&'a Definition>,
+    pub diagnostics: Vec<&'a Diagnostic>,
+}
+
+pub(crate) struct Registry {
+    conn: Mutex<Connection>,
+}
+
+impl Registry {
+    /// Opens (creating if needed) the persisted file for a refresh.
+    pub fn open_file(path: &Path) -> Result<Registry, RegistryError> {
+        let conn = Connection::open(path)?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Registry {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// An empty registry that lives in memory only.
+    pub fn in_memory() -> Result<Registry, RegistryError> {
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Registry {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// An in-memory copy of a persisted file, which is closed again at once.
+    pub fn copy_of(path: &Path) -> Result<Registry, RegistryError> {
+        let conn = Connection::open_in_memory()?;
+        let quoted = path.to_string_lossy().replace('\'', "''");
+        conn.execute_batch(&format!("ATTACH '{quoted}' AS disk (READ_ONLY)"))?;
+        for table in TABLES {
+            conn.execute_batch(&format!("CREATE TABLE {table} AS FROM disk.{table}"))?;
+        }
+        conn.execute_batch("DETACH disk")?;
+        Ok(Registry {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn schema_version(&self) -> Result<Option<i64>, RegistryError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT value FROM meta WHERE key = 'schema_version'")?;
+        let mut rows = stmt.query([])?;
+        Ok(match rows.next()? {
+            Some(row) => row.get::<_, String>(0)?.parse().ok(),
+            None => None,
+        })
+    }
+
+    pub fn set_schema_version(&self) -> Result<(), RegistryError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+            params![SCHEMA_VERSION.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// The manifest: path -> (size, mtime in ns) of every file read so far.
+    pub fn manifest(&self) -> Result<HashMap<PathBuf, (u64, i64)>, RegistryError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT path, size, mtime_ns FROM files")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                PathBuf::from(r.get::<_, String>(0)?),
+                (r.get(1)?, r.get(2)?),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Applies `changes` in one transaction: the manifest never claims a file whose rows are
+    /// not there.
+    pub fn apply(&self, changes: &Changes<'_>) -> Result<(), RegistryError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for path in &changes.removed {
+            let key = crate::library::key_of(path);
+            let text = path.to_string_lossy();
+            for table in ["definitions", "capabilities", "tags", "fallbacks"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE key = ?"), params![key])?;
+            }
+            tx.execute("DELETE FROM diagnostics WHERE path = ?", params![text])?;
+            tx.execute("DELETE FROM files WHERE path = ?", params![text])?;
+        }
+        {
+            let mut files = tx.appender("files")?;
+            for (path, root, size, mtime, hash) in &changes.files {
+                files.append_row(params![
+                    path.to_string_lossy(),
+                    *root as i64,
+                    size,
+                    mtime,
+                    hash
+                ])?;
+            }
+            let mut defs = tx.appender("definitions")?;
+            for d in &changes.definitions {
+                defs.append_row(params![
+                    d.key,
+                    d.name,
+                    d.kind.as_str(),
+                    d.category,
+                    d.role,
+                    d.model,
+                    d.description,
+                    d.path.to_string_lossy(),
+                    d.root as i64,
+                    d.tokens,
+                    d.argument_hint,
+                    json(&d.tools),
+                    json(&d.use_when),
+                    serde_json::Value::Object(d.extra.clone()).to_string(),
+                ])?;
+            }
+            let mut caps = tx.appender("capabilities")?;
+            let mut tags = tx.appender("tags")?;
+            let mut fallbacks = tx.appender("fallbacks")?;
+            for d in &changes.definitions {
+                for c in &d.capabilities {
+                    caps.append_row(params![d.key, c])?;
+                }
+                for t in &d.tags {
+                    tags.append_row(params![d.key, t])?;
+                }
+                for (i, f) in d.fallbacks.iter().enumerate() {
+                    fallbacks.append_row(params![d.key, i as i64, f])?;
+                }
+            }
+            let mut diags = tx.appender("diagnostics")?;
+            for g in &changes.diagnostics {
+                diags.append_row(params![
+                    g.path.to_string_lossy(),
+                    g.line as u64,
+                    g.severity.as_str(),
+                    g.message
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Replaces the alias table: each group's served name and the names of its copies.
+    pub fn set_aliases(&self, pairs: &[(String, String)]) -> Result<(), RegistryError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM aliases", [])?;
+        {
+            let mut app = tx.appender("aliases")?;
+            for (name, alias) in pairs {
+                app.append_row(params![name, alias])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every definition, in path order.
+    pub fn definitions(&self) -> Result<Vec<Definition>, RegistryError> {
+        let conn = self.conn();
+        let mut lists: HashMap<u64, Lists> = HashMap::new();
+        for (table, column, slot) in [
+            ("capabilities", "capability", 0),
+            ("tags", "tag", 1),
+            ("fallbacks", "fallback", 2),
+        ] {
+            let order = if table == "fallbacks" {
+                "key, position"
+            } else {
+                "key, rowid"
+            };
+            let mut stmt = conn.prepare(&format!(
+                "SELECT key, {column} FROM {table} ORDER BY {order}"
+            ))?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?)))?;
+            for row in rows {
+                let (key, value) = row?;
+                lists.entry(key).or_default()[slot].push(value);
+            }
+        }
+        let mut stmt = conn.prepare(
+            "SELECT key, name, kind, category, role, model, description, path, root, tokens,
+                    argument_hint, tools, use_when, extra FROM definitions ORDER BY path",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let kind: String = r.get(2)?;
+            Ok(Definition {
+                key: r.get(0)?,
+                name: r.get(1)?,
+                kind: kind.parse().unwrap_or(Kind::Agent),
+                category: r.get(3)?,
+                role: r.get(4)?,
+                model: r.get(5)?,
+                description: r.get(6)?,
+                path: PathBuf::from(r.get::<_, String>(7)?),
+                root: r.get::<_, i64>(8)? as usize,
+                tokens: r.get(9)?,
+                argument_hint: r.get(10)?,
+                tools: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
+                use_when: serde_json::from_str(&r.get::<_, String>(12)?).unwrap_or_default(),
+                extra: serde_json::from_str(&r.get::<_, String>(13)?).unwrap_or_default(),
+                capabilities: Vec::new(),
+                tags: Vec::new(),
+                fallbacks: Vec::new(),
+            })
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let mut d = row?;
+            if let Some([caps, tags, fallbacks]) = lists.remove(&d.key) {
+                d.capabilities = caps;
+                d.tags = tags;
+                d.fallbacks = fallbacks;
+            }
+            out.push(d);
+        }
+        Ok(out)
+    }
+
+    /// Every stored diagnostic, in path and line order.
+    pub fn diagnostics(&self) -> Result<Vec<Diagnostic>, RegistryError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT path, line, severity, message FROM diagnostics ORDER BY path, line")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Diagnostic {
+                path: PathBuf::from(r.get::<_, String>(0)?),
+                line: r.get::<_, u64>(1)? as usize,
+                severity: Severity::parse(&r.get::<_, String>(2)?),
+                message: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many definitions pass `filters`: the planner's estimate of the structured side.
+    pub fn count(&self, filters: &Filters) -> Result<u64, RegistryError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT count(*) FROM definitions d WHERE {FILTER_WHERE}"
+        ))?;
+        Ok(stmt.query_row(filter_params(filters), |r| r.get(0))?)
+    }
+
+    /// Keys of the definitions passing `filters`, by name; with `among`, only those keys.
+    pub fn filter(
+        &self,
+        filters: &Filters,
+        among: Option<&[u64]>,
+    ) -> Result<Vec<u64>, RegistryError> {
+        let conn = self.conn();
+        let sql = match among {
+            None => format!(
+                "SELECT d.key FROM definitions d WHERE {FILTER_WHERE} ORDER BY d.name, d.path"
+            ),
+            Some(keys) => {
+                // Keys are integers we produced ourselves, so inlining them is safe.
+                let list = keys
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                if list.is_empty() {
+                    return Ok(Vec::new());
+                }
+                format!(
+                    "SELECT d.key FROM definitions d WHERE d.key IN ({list}) AND {FILTER_WHERE}"
+                )
+            }
+        };
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(filter_params(filters), |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The declared fallbacks of one definition, in order: one step of a role's chain.
+    pub fn fallbacks(&self, key: u64) -> Result<Vec<String>, RegistryError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT fallback FROM fallbacks WHERE key = ? ORDER BY position")?;
+        let rows = stmt.query_map(params![key], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Keys of the agents that declare `role`.
+    pub fn with_role(&self, role: &str) -> Result<Vec<u64>, RegistryError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT key FROM definitions WHERE lower(role) = lower(?) AND kind = 'agent' ORDER BY name, path",
+        )?;
+        let rows = stmt.query_map(params![role], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// Capabilities, tags and fallbacks of one definition.
+type Lists = [Vec<String>; 3];
+
+fn json(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
+}
+
+fn filter_params(f: &Filters) -> [Option<String>; 5] {
+    [
+        f.kind.map(|k| k.as_str().to_string()),
+        f.role.clone(),
+        f.category.clone(),
+        f.model.clone(),
+        f.capability.clone(),
+    ]
+}

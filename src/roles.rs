@@ -1,0 +1,86 @@
+//! Roles and their fallback chains: who to hand a kind of work to, and who next when that
+//! agent is not installed.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+/// A role as the library declares it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RoleChain {
+    pub role: String,
+    /// The agent that takes the role: the one named like the role, else the first by name.
+    pub primary: String,
+    /// Other agents declaring the same role.
+    pub also: Vec<String>,
+    /// The primary's declared fallbacks, in order.
+    pub fallbacks: Vec<Link>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Link {
+    pub name: String,
+    /// No definition of this name is installed.
+    pub missing: bool,
+}
+
+/// The agents to try for a role, best first.
+#[derive(Clone, Debug, Serialize)]
+pub struct Resolution {
+    pub role: String,
+    /// Installed agents in the order to try them.
+    pub agents: Vec<String>,
+    /// Names in the chain that are not installed, skipped.
+    pub skipped: Vec<String>,
+    /// No agent declares the role: `agents` come from a search for the role's words.
+    pub searched: bool,
+}
+
+/// Walks a fallback chain depth-first from `start`, visiting every agent at most once (so a
+/// loop in the declarations ends the walk instead of spinning), stepping past names that are
+/// not installed. `fallbacks_of` answers None for a name that is not installed.
+pub(crate) fn walk<E>(
+    start: &str,
+    mut fallbacks_of: impl FnMut(&str) -> Result<Option<Vec<String>>, E>,
+) -> Result<(Vec<String>, Vec<String>), E> {
+    let mut agents = Vec::new();
+    let mut skipped = Vec::new();
+    let mut seen = HashSet::new();
+    let mut stack = vec![start.to_string()];
+    while let Some(name) = stack.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        match fallbacks_of(&name)? {
+            None => skipped.push(name),
+            Some(next) => {
+                agents.push(name);
+                stack.extend(next.into_iter().rev());
+            }
+        }
+    }
+    Ok((agents, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::walk;
+
+    fn graph(name: &str) -> Result<Option<Vec<String>>, ()> {
+        let v = |s: &[&str]| Some(s.iter().map(|s| s.to_string()).collect());
+        Ok(match name {
+            "a" => v(&["b", "gone", "c"]),
+            "b" => v(&["a", "d"]),
+            "c" => v(&[]),
+            "d" => v(&["c"]),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn walks_in_order_past_missing_and_loops() {
+        let (agents, skipped) = walk("a", graph).unwrap();
+        assert_eq!(agents, ["a", "b", "d", "c"]);
+        assert_eq!(skipped, ["gone"]);
+    }
+}

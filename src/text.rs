@@ -1,0 +1,387 @@
+//! The ranked side: a tantivy index over name, description, capabilities and tags, use-when
+//! text, headings and body, each a field with its own boost, all through one English analyzer
+//! (stop words dropped, stems kept) so a 70-word brief is decided by its content words.
+//!
+//! Typos: a query stem that occurs nowhere in the index is compared with the vocabulary of the
+//! short fields (name, description, tags, use-when) and replaced by its nearest terms within a
+//! small edit distance; those terms are then scored by BM25 like any other, at a discount.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery, TermSetQuery};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value,
+};
+use tantivy::tokenizer::{
+    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
+};
+use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+use crate::library::{BodyText, Definition};
+
+const ANALYZER: &str = "en";
+
+/// How much each field counts. Tuned on the judged sets in `tests/relevance/`.
+const BOOSTS: [(FieldName, f32); 6] = [
+    (FieldName::Name, 3.0),
+    (FieldName::Tags, 2.0),
+    (FieldName::Description, 2.0),
+    (FieldName::UseWhen, 1.5),
+    (FieldName::Headings, 1.0),
+    (FieldName::Body, 0.6),
+];
+
+/// A corrected term scores this share of an exact one: the user may have meant something else.
+const CORRECTION_WEIGHT: f32 = 0.7;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FieldName {
+    Name,
+    Description,
+    Tags,
+    UseWhen,
+    Headings,
+    Body,
+}
+
+impl FieldName {
+    fn as_str(self) -> &'static str {
+        match self {
+            FieldName::Name => "name",
+            FieldName::Description => "description",
+            FieldName::Tags => "tags",
+            FieldName::UseWhen => "use_when",
+            FieldName::Headings => "headings",
+            FieldName::Body => "body",
+        }
+    }
+
+    /// Fields short enough to be a trustworthy vocabulary for typo correction.
+    fn is_short(self) -> bool {
+        !matches!(self, FieldName::Body | FieldName::Headings)
+    }
+}
+
+/// A query after analysis: its stems and the corrections made for unknown ones.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AnalyzedQuery {
+    pub stems: Vec<String>,
+    /// Unknown stem -> the index terms used in its place.
+    pub corrections: Vec<(String, Vec<String>)>,
+    /// Largest document frequency among the query's terms: a lower bound on how many
+    /// documents the text side matches, used by the planner.
+    pub max_doc_freq: u64,
+}
+
+pub(crate) struct TextIndex {
+    index: Index,
+    reader: IndexReader,
+    key: Field,
+    fields: Vec<(FieldName, Field, f32)>,
+    analyzer: TextAnalyzer,
+    /// Terms of the short fields, bucketed by length in characters.
+    vocabulary: BTreeMap<usize, Vec<String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("text index: {0}")]
+pub struct TextError(#[from] tantivy::TantivyError);
+
+macro_rules! text_error_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for TextError {
+            fn from(e: $t) -> Self {
+                TextError(e.into())
+            }
+        }
+    )*};
+}
+text_error_from!(
+    tantivy::directory::error::OpenDirectoryError,
+    tantivy::directory::error::OpenReadError,
+    std::io::Error
+);
+
+fn schema() -> Schema {
+    let mut builder = Schema::builder();
+    builder.add_u64_field("key", INDEXED | FAST | STORED);
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(ANALYZER)
+            .set_index_option(IndexRecordOption::WithFreqs),
+    );
+    for (name, _) in BOOSTS {
+        builder.add_text_field(name.as_str(), text.clone());
+    }
+    builder.build()
+}
+
+fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(StopWordFilter::new(Language::English).expect("tantivy ships English stop words"))
+        .filter(Stemmer::new(Language::English))
+        .build()
+}
+
+impl TextIndex {
+    /// Opens the index in `dir`, creating it when the directory is empty; `None` keeps it in
+    /// memory. A directory holding an index with another schema is an error: the caller rebuilds.
+    pub fn open(dir: Option<&Path>) -> Result<TextIndex, TextError> {
+        let schema = schema();
+        let index = match dir {
+            None => Index::create_in_ram(schema.clone()),
+            Some(dir) => {
+                let directory = tantivy::directory::MmapDirectory::open(dir)?;
+                if Index::exists(&directory)? {
+                    let index = Index::open(directory)?;
+                    if index.schema() != schema {
+                        return Err(TextError(tantivy::TantivyError::SchemaError(
+                            "index was written with another schema".into(),
+                        )));
+                    }
+                    index
+                } else {
+                    Index::create(directory, schema.clone(), Default::default())?
+                }
+            }
+        };
+        index.tokenizers().register(ANALYZER, analyzer());
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let key = schema.get_field("key")?;
+        let fields = BOOSTS
+            .iter()
+            .map(|&(name, boost)| Ok((name, schema.get_field(name.as_str())?, boost)))
+            .collect::<Result<Vec<_>, tantivy::TantivyError>>()?;
+        let mut text = TextIndex {
+            index,
+            reader,
+            key,
+            fields,
+            analyzer: analyzer(),
+            vocabulary: BTreeMap::new(),
+        };
+        text.load_vocabulary()?;
+        Ok(text)
+    }
+
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Removes the documents of `removed` keys and adds `added`, in one commit.
+    pub fn apply(
+        &mut self,
+        removed: &[u64],
+        added: &[(Definition, BodyText)],
+    ) -> Result<(), TextError> {
+        if removed.is_empty() && added.is_empty() {
+            return Ok(());
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4);
+        let budget = if added.len() > 10_000 { 256 } else { 64 } << 20;
+        let mut writer: IndexWriter = self.index.writer_with_num_threads(threads, budget)?;
+        for &key in removed {
+            writer.delete_term(Term::from_field_u64(self.key, key));
+        }
+        for (definition, body) in added {
+            writer.add_document(self.document(definition, body))?;
+        }
+        writer.commit()?;
+        writer.wait_merging_threads()?;
+        self.reader.reload()?;
+        self.load_vocabulary()
+    }
+
+    fn document(&self, d: &Definition, body: &BodyText) -> TantivyDocument {
+        let mut doc = TantivyDocument::default();
+        doc.add_u64(self.key, d.key);
+        for &(name, field, _) in &self.fields {
+            let text = match name {
+                FieldName::Name => d.name.replace(['-', '_', ':', '.'], " "),
+                FieldName::Description => d.description.clone(),
+                FieldName::Tags => {
+                    let mut words: Vec<&str> = d
+                        .capabilities
+                        .iter()
+                        .chain(&d.tags)
+                        .map(String::as_str)
+                        .collect();
+                    words.extend(d.role.as_deref());
+                    words.extend(d.category.as_deref());
+                    words.join(" ").replace('-', " ")
+                }
+                FieldName::UseWhen => d.use_when.join("\n"),
+                FieldName::Headings => body.headings.clone(),
+                FieldName::Body => body.text.clone(),
+            };
+            doc.add_text(field, text);
+        }
+        doc
+    }
+
+    fn load_vocabulary(&mut self) -> Result<(), TextError> {
+        let mut seen = HashSet::new();
+        let searcher = self.reader.searcher();
+        for segment in searcher.segment_readers() {
+            for &(name, field, _) in &self.fields {
+                if !name.is_short() {
+                    continue;
+                }
+                let inverted = segment.inverted_index(field)?;
+                let mut stream = inverted.terms().stream()?;
+                while stream.advance() {
+                    if let Ok(term) = std::str::from_utf8(stream.key()) {
+                        seen.insert(term.to_string());
+                    }
+                }
+            }
+        }
+        self.vocabulary.clear();
+        for term in seen {
+            self.vocabulary
+                .entry(term.chars().count())
+                .or_default()
+                .push(term);
+        }
+        for bucket in self.vocabulary.values_mut() {
+            bucket.sort_unstable();
+        }
+        Ok(())
+    }
+
+    /// Splits `text` into stems, in order of first appearance, without repeats.
+    pub fn stems(&self, text: &str) -> Vec<String> {
+        let mut analyzer = self.analyzer.clone();
+        let mut stream = analyzer.token_stream(text);
+        let mut stems = Vec::new();
+        let mut seen = HashSet::new();
+        while stream.advance() {
+            let t = &stream.token().text;
+            if seen.insert(t.clone()) {
+                stems.push(t.clone());
+            }
+        }
+        stems
+    }
+
+    /// Analyses a query: stems, document frequencies, and corrections for stems the index has
+    /// never seen.
+    pub fn analyze(&self, text: &str) -> AnalyzedQuery {
+        let searcher = self.reader.searcher();
+        let mut out = AnalyzedQuery::default();
+        for stem in self.stems(text) {
+            let df: u64 = self
+                .fields
+                .iter()
+                .map(|&(_, field, _)| {
+                    searcher
+                        .doc_freq(&Term::from_field_text(field, &stem))
+                        .unwrap_or(0)
+                })
+                .max()
+                .unwrap_or(0);
+            if df > 0 {
+                out.max_doc_freq = out.max_doc_freq.max(df);
+                out.stems.push(stem);
+                continue;
+            }
+            let near = self.nearest_terms(&stem);
+            if !near.is_empty() {
+                out.corrections.push((stem, near));
+            }
+        }
+        out
+    }
+
+    /// Index terms within one edit of `stem` (two for long words), transpositions counted as one
+    /// edit; at most three, closest first. Short stems are not corrected: too many neighbours.
+    fn nearest_terms(&self, stem: &str) -> Vec<String> {
+        let len = stem.chars().count();
+        if len < 4 {
+            return Vec::new();
+        }
+        let max = if len >= 8 { 2 } else { 1 };
+        let mut found: Vec<(usize, &String)> = self
+            .vocabulary
+            .range(len - max..=len + max)
+            .flat_map(|(_, bucket)| bucket)
+            .filter_map(|term| {
+                let d = strsim::osa_distance(stem, term);
+                (d <= max).then_some((d, term))
+            })
+            .collect();
+        found.sort();
+        found.into_iter().take(3).map(|(_, t)| t.clone()).collect()
+    }
+
+    /// The best `limit` documents for `query`, as (key, score). With `only`, documents outside
+    /// those keys are not considered at all.
+    pub fn search(
+        &self,
+        query: &AnalyzedQuery,
+        only: Option<&[u64]>,
+        limit: usize,
+    ) -> Result<Vec<(u64, f32)>, TextError> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut add = |term: &str, weight: f32| {
+            for &(_, field, boost) in &self.fields {
+                let q = TermQuery::new(
+                    Term::from_field_text(field, term),
+                    IndexRecordOption::WithFreqs,
+                );
+                clauses.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(q), boost * weight)),
+                ));
+            }
+        };
+        for stem in &query.stems {
+            add(stem, 1.0);
+        }
+        for (_, near) in &query.corrections {
+            for term in near {
+                add(term, CORRECTION_WEIGHT);
+            }
+        }
+        if clauses.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let text: Box<dyn Query> = Box::new(BooleanQuery::new(clauses));
+        let query: Box<dyn Query> = match only {
+            None => text,
+            Some(keys) => {
+                let set =
+                    TermSetQuery::new(keys.iter().map(|&k| Term::from_field_u64(self.key, k)));
+                Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, Box::new(set)),
+                    (Occur::Must, text),
+                ]))
+            }
+        };
+        let searcher = self.reader.searcher();
+        let top = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
+        top.into_iter()
+            .map(|(score, address)| Ok((self.key_of(&searcher, address)?, score)))
+            .collect()
+    }
+
+    fn key_of(&self, searcher: &tantivy::Searcher, address: DocAddress) -> Result<u64, TextError> {
+        let doc: TantivyDocument = searcher.doc(address)?;
+        doc.get_first(self.key)
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| {
+                TextError(tantivy::TantivyError::InvalidArgument(
+                    "document without key".into(),
+                ))
+            })
+    }
+}
