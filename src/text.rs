@@ -22,15 +22,18 @@ use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Tantivy
 use crate::library::{BodyText, Definition};
 
 const ANALYZER: &str = "en";
+/// Whole words, unstemmed: for names, where "going" must not match `go-expert`.
+const WORDS: &str = "words";
 
 /// How much each field counts. Tuned on the judged sets in `tests/relevance/`.
-const BOOSTS: [(FieldName, f32); 6] = [
-    (FieldName::Name, 3.0),
+const BOOSTS: [(FieldName, f32); 7] = [
+    (FieldName::NameWords, 3.0),
+    (FieldName::Name, 1.0),
     (FieldName::Tags, 2.0),
     (FieldName::Description, 2.0),
     (FieldName::UseWhen, 1.5),
     (FieldName::Headings, 1.0),
-    (FieldName::Body, 0.6),
+    (FieldName::Body, 1.0),
 ];
 
 /// A corrected term scores this share of an exact one: the user may have meant something else.
@@ -38,6 +41,7 @@ const CORRECTION_WEIGHT: f32 = 0.7;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FieldName {
+    NameWords,
     Name,
     Description,
     Tags,
@@ -49,6 +53,7 @@ enum FieldName {
 impl FieldName {
     fn as_str(self) -> &'static str {
         match self {
+            FieldName::NameWords => "name_words",
             FieldName::Name => "name",
             FieldName::Description => "description",
             FieldName::Tags => "tags",
@@ -68,6 +73,8 @@ impl FieldName {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AnalyzedQuery {
     pub stems: Vec<String>,
+    /// Unstemmed words, matched against the words of names.
+    pub words: Vec<String>,
     /// Unknown stem -> the index terms used in its place.
     pub corrections: Vec<(String, Vec<String>)>,
     /// Largest document frequency among the query's terms: a lower bound on how many
@@ -81,6 +88,7 @@ pub(crate) struct TextIndex {
     key: Field,
     fields: Vec<(FieldName, Field, f32)>,
     analyzer: TextAnalyzer,
+    word_analyzer: TextAnalyzer,
     /// Terms of the short fields, bucketed by length in characters.
     vocabulary: BTreeMap<usize, Vec<String>>,
 }
@@ -107,15 +115,28 @@ text_error_from!(
 fn schema() -> Schema {
     let mut builder = Schema::builder();
     builder.add_u64_field("key", INDEXED | FAST | STORED);
-    let text = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default()
-            .set_tokenizer(ANALYZER)
-            .set_index_option(IndexRecordOption::WithFreqs),
-    );
     for (name, _) in BOOSTS {
-        builder.add_text_field(name.as_str(), text.clone());
+        let tokenizer = if name == FieldName::NameWords {
+            WORDS
+        } else {
+            ANALYZER
+        };
+        let options = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(tokenizer)
+                .set_index_option(IndexRecordOption::WithFreqs),
+        );
+        builder.add_text_field(name.as_str(), options);
     }
     builder.build()
+}
+
+fn word_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(StopWordFilter::new(Language::English).expect("tantivy ships English stop words"))
+        .build()
 }
 
 fn analyzer() -> TextAnalyzer {
@@ -150,6 +171,7 @@ impl TextIndex {
             }
         };
         index.tokenizers().register(ANALYZER, analyzer());
+        index.tokenizers().register(WORDS, word_analyzer());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -165,6 +187,7 @@ impl TextIndex {
             key,
             fields,
             analyzer: analyzer(),
+            word_analyzer: word_analyzer(),
             vocabulary: BTreeMap::new(),
         };
         text.load_vocabulary()?;
@@ -206,7 +229,7 @@ impl TextIndex {
         doc.add_u64(self.key, d.key);
         for &(name, field, _) in &self.fields {
             let text = match name {
-                FieldName::Name => d.name.replace(['-', '_', ':', '.'], " "),
+                FieldName::Name | FieldName::NameWords => d.name.replace(['-', '_', ':', '.'], " "),
                 FieldName::Description => d.description.clone(),
                 FieldName::Tags => {
                     let mut words: Vec<&str> = d
@@ -260,28 +283,50 @@ impl TextIndex {
 
     /// Splits `text` into stems, in order of first appearance, without repeats.
     pub fn stems(&self, text: &str) -> Vec<String> {
-        let mut analyzer = self.analyzer.clone();
-        let mut stream = analyzer.token_stream(text);
-        let mut stems = Vec::new();
-        let mut seen = HashSet::new();
-        while stream.advance() {
-            let t = &stream.token().text;
-            if seen.insert(t.clone()) {
-                stems.push(t.clone());
-            }
-        }
-        stems
+        tokens(&self.analyzer, text)
     }
+}
 
+fn boosted(field: Field, term: &str, boost: f32) -> (Occur, Box<dyn Query>) {
+    let query = TermQuery::new(
+        Term::from_field_text(field, term),
+        IndexRecordOption::WithFreqs,
+    );
+    (
+        Occur::Should,
+        Box::new(BoostQuery::new(Box::new(query), boost)),
+    )
+}
+
+/// The tokens `analyzer` makes of `text`, in order of first appearance, without repeats.
+fn tokens(analyzer: &TextAnalyzer, text: &str) -> Vec<String> {
+    let mut analyzer = analyzer.clone();
+    let mut stream = analyzer.token_stream(text);
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    while stream.advance() {
+        let t = &stream.token().text;
+        if seen.insert(t.clone()) {
+            out.push(t.clone());
+        }
+    }
+    out
+}
+
+impl TextIndex {
     /// Analyses a query: stems, document frequencies, and corrections for stems the index has
     /// never seen.
     pub fn analyze(&self, text: &str) -> AnalyzedQuery {
         let searcher = self.reader.searcher();
-        let mut out = AnalyzedQuery::default();
+        let mut out = AnalyzedQuery {
+            words: tokens(&self.word_analyzer, text),
+            ..Default::default()
+        };
         for stem in self.stems(text) {
             let df: u64 = self
                 .fields
                 .iter()
+                .filter(|(name, _, _)| *name != FieldName::NameWords)
                 .map(|&(_, field, _)| {
                     searcher
                         .doc_freq(&Term::from_field_text(field, &stem))
@@ -331,25 +376,24 @@ impl TextIndex {
         only: Option<&[u64]>,
         limit: usize,
     ) -> Result<Vec<(u64, f32)>, TextError> {
+        // Stems and corrections go to every analysed field; whole words only to names.
+        let weighted = query.stems.iter().map(|s| (s, 1.0)).chain(
+            query
+                .corrections
+                .iter()
+                .flat_map(|(_, near)| near.iter().map(|t| (t, CORRECTION_WEIGHT))),
+        );
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let mut add = |term: &str, weight: f32| {
-            for &(_, field, boost) in &self.fields {
-                let q = TermQuery::new(
-                    Term::from_field_text(field, term),
-                    IndexRecordOption::WithFreqs,
-                );
-                clauses.push((
-                    Occur::Should,
-                    Box::new(BoostQuery::new(Box::new(q), boost * weight)),
-                ));
+        for (term, weight) in weighted {
+            for &(name, field, boost) in &self.fields {
+                if name != FieldName::NameWords {
+                    clauses.push(boosted(field, term, boost * weight));
+                }
             }
-        };
-        for stem in &query.stems {
-            add(stem, 1.0);
         }
-        for (_, near) in &query.corrections {
-            for term in near {
-                add(term, CORRECTION_WEIGHT);
+        for &(name, field, boost) in &self.fields {
+            if name == FieldName::NameWords {
+                clauses.extend(query.words.iter().map(|w| boosted(field, w, boost)));
             }
         }
         if clauses.is_empty() || limit == 0 {

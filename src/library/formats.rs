@@ -185,7 +185,7 @@ pub(crate) fn parse_file(loc: &Location<'_>, bytes: &[u8]) -> ParsedFile {
             tools.extend(reader.list("allowed-tools"));
             tools
         },
-        argument_hint: reader.string("argument-hint"),
+        argument_hint: reader.argument_hint(),
         extra: std::mem::take(&mut reader.fields),
         name,
     };
@@ -270,6 +270,27 @@ impl FieldReader<'_> {
                 self.fields.insert(key.to_string(), other);
                 None
             }
+        }
+    }
+
+    /// `argument-hint: [issue-number]` is a YAML list to a strict parser, but its author meant
+    /// the text `[issue-number]`.
+    fn argument_hint(&mut self) -> Option<String> {
+        match self.fields.get("argument-hint") {
+            Some(Value::Array(items)) => {
+                let parts: Vec<String> = items
+                    .iter()
+                    .map(|v| {
+                        format!(
+                            "[{}]",
+                            v.as_str().map_or_else(|| v.to_string(), str::to_string)
+                        )
+                    })
+                    .collect();
+                self.fields.remove("argument-hint");
+                Some(parts.join(" "))
+            }
+            _ => self.string("argument-hint"),
         }
     }
 
