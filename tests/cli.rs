@@ -7,7 +7,9 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// Runs `orchestr8` with its own index directory, so tests never share state.
@@ -17,7 +19,9 @@ struct Session {
 
 impl Session {
     fn new() -> Session {
-        Session { index: tempfile::tempdir().expect("temp dir") }
+        Session {
+            index: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -33,7 +37,11 @@ impl Session {
         let mut all = args.to_vec();
         all.push("--json");
         let out = self.run(&all);
-        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("stdout is JSON")
     }
 
@@ -67,19 +75,44 @@ fn claude_code_collection_loads_traps_and_groups_copies() {
     let out = s.run(&["--dir", &cc, "validate"]);
     assert!(out.status.success());
     let text = stdout(&out);
-    assert!(text.contains("backlog-groomer.md:3: warning: frontmatter is not strict YAML"), "{text}");
-    let names = s.names(&["--dir", &cc, "search", "refine user stories and groom the backlog"]);
+    assert!(
+        text.contains("backlog-groomer.md:3: warning: frontmatter is not strict YAML"),
+        "{text}"
+    );
+    let names = s.names(&[
+        "--dir",
+        &cc,
+        "search",
+        "refine user stories and groom the backlog",
+    ]);
     assert_eq!(names[0], "backlog-groomer");
 
     // Identical copies under plugin-prefixed names are one entry with the others as aliases.
-    let result = s.json(&["--dir", &cc, "search", "design a backend service and its API"]);
+    let result = s.json(&[
+        "--dir",
+        &cc,
+        "search",
+        "design a backend service and its API",
+    ]);
     let first = &result["results"][0];
     assert_eq!(first["name"], "api-scaffolding-backend-architect");
-    assert_eq!(first["aliases"], serde_json::json!(["backend-development-backend-architect"]));
+    assert_eq!(
+        first["aliases"],
+        serde_json::json!(["backend-development-backend-architect"])
+    );
     let all = s.names(&["--dir", &cc, "search", "backend architect", "--limit", "10"]);
-    assert_eq!(all.iter().filter(|n| n.contains("backend-architect")).count(), 1);
+    assert_eq!(
+        all.iter()
+            .filter(|n| n.contains("backend-architect"))
+            .count(),
+        1
+    );
     // README.md is not a definition; five agents are served.
-    assert_eq!(s.names(&["--dir", &cc, "search", "", "--kind", "agent"]).len(), 5);
+    assert_eq!(
+        s.names(&["--dir", &cc, "search", "", "--kind", "agent"])
+            .len(),
+        5
+    );
 }
 
 #[test]
@@ -87,13 +120,29 @@ fn plain_language_and_typos_find_the_right_agent() {
     let s = Session::new();
     let cc = dir("claude-code");
     for (query, expected) in [
-        ("elastisearch cluster keeps going red", "elasticsearch-operator"),
-        ("terrafrom plan wants to destroy our database", "terraform-engineer"),
-        ("someone to untangle our angualr forms validation", "angular-developer"),
-        ("split this monolith into services", "api-scaffolding-backend-architect"),
+        (
+            "elastisearch cluster keeps going red",
+            "elasticsearch-operator",
+        ),
+        (
+            "terrafrom plan wants to destroy our database",
+            "terraform-engineer",
+        ),
+        (
+            "someone to untangle our angualr forms validation",
+            "angular-developer",
+        ),
+        (
+            "split this monolith into services",
+            "api-scaffolding-backend-architect",
+        ),
     ] {
         let names = s.names(&["--dir", &cc, "search", query]);
-        assert_eq!(names.first().map(String::as_str), Some(expected), "query {query:?} gave {names:?}");
+        assert_eq!(
+            names.first().map(String::as_str),
+            Some(expected),
+            "query {query:?} gave {names:?}"
+        );
     }
     let plan = &s.json(&["--dir", &cc, "search", "terrafrom"])["plan"];
     assert_eq!(plan["corrections"][0]["word"], "terrafrom");
@@ -105,14 +154,25 @@ fn v5_roles_fallbacks_and_filters() {
     let s = Session::new();
     let v5 = dir("v5");
     let roles = s.json(&["--dir", &v5, "roles"]);
-    let review = roles["roles"].as_array().unwrap().iter().find(|r| r["role"] == "code-review").unwrap();
+    let review = roles["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["role"] == "code-review")
+        .unwrap();
     assert_eq!(review["primary"], "code-reviewer");
-    assert_eq!(review["fallbacks"][0], serde_json::json!({"name": "senior-engineer", "missing": true}));
+    assert_eq!(
+        review["fallbacks"][0],
+        serde_json::json!({"name": "senior-engineer", "missing": true})
+    );
     assert_eq!(review["fallbacks"][1]["name"], "fullstack-developer");
 
     // Resolving walks past the missing agent and stops at the loop back to code-reviewer.
     let resolved = s.json(&["--dir", &v5, "roles", "security-review"]);
-    assert_eq!(resolved["agents"], serde_json::json!(["security-reviewer", "code-reviewer", "fullstack-developer"]));
+    assert_eq!(
+        resolved["agents"],
+        serde_json::json!(["security-reviewer", "code-reviewer", "fullstack-developer"])
+    );
     assert_eq!(resolved["skipped"], serde_json::json!(["senior-engineer"]));
     // A role nobody declares falls back to a search for its words, and says so.
     let searched = s.json(&["--dir", &v5, "roles", "frontend"]);
@@ -120,10 +180,26 @@ fn v5_roles_fallbacks_and_filters() {
     assert_eq!(searched["agents"][0], "fullstack-developer");
 
     // Filters alone list by name; with text they narrow the ranking.
-    assert_eq!(s.names(&["--dir", &v5, "search", "", "--capability", "code-review"]), ["code-reviewer", "security-reviewer"]);
-    assert_eq!(s.names(&["--dir", &v5, "search", "review", "--model", "opus"]), ["security-reviewer"]);
-    assert_eq!(s.names(&["--dir", &v5, "search", "", "--role", "CODE-REVIEW"]), ["code-reviewer"]);
-    let result = s.json(&["--dir", &v5, "search", "review pull requests", "--category", "quality"]);
+    assert_eq!(
+        s.names(&["--dir", &v5, "search", "", "--capability", "code-review"]),
+        ["code-reviewer", "security-reviewer"]
+    );
+    assert_eq!(
+        s.names(&["--dir", &v5, "search", "review", "--model", "opus"]),
+        ["security-reviewer"]
+    );
+    assert_eq!(
+        s.names(&["--dir", &v5, "search", "", "--role", "CODE-REVIEW"]),
+        ["code-reviewer"]
+    );
+    let result = s.json(&[
+        "--dir",
+        &v5,
+        "search",
+        "review pull requests",
+        "--category",
+        "quality",
+    ]);
     assert_eq!(result["plan"]["strategy"], "filter-first");
     assert_eq!(result["results"][0]["name"], "code-reviewer");
 }
@@ -132,10 +208,19 @@ fn v5_roles_fallbacks_and_filters() {
 fn v8_fragments_use_id_tags_and_use_when() {
     let s = Session::new();
     let v8 = dir("v8");
-    assert_eq!(s.names(&["--dir", &v8, "search", "my tokio executor is blocked"])[0], "rust-async-runtime");
-    assert_eq!(s.names(&["--dir", &v8, "search", "", "--capability", "pyproject"]), ["python-packaging"]);
+    assert_eq!(
+        s.names(&["--dir", &v8, "search", "my tokio executor is blocked"])[0],
+        "rust-async-runtime"
+    );
+    assert_eq!(
+        s.names(&["--dir", &v8, "search", "", "--capability", "pyproject"]),
+        ["python-packaging"]
+    );
     let shown = s.json(&["--dir", &v8, "show", "rust-async-runtime"]);
-    assert_eq!(shown["definition"]["description"], "Debugging a deadlock or a blocked executor in async Rust");
+    assert_eq!(
+        shown["definition"]["description"],
+        "Debugging a deadlock or a blocked executor in async Rust"
+    );
     assert_eq!(shown["definition"]["extra"]["estimatedTokens"], 800);
 }
 
@@ -143,13 +228,27 @@ fn v8_fragments_use_id_tags_and_use_when() {
 fn skills_and_workflows_are_their_own_kinds() {
     let s = Session::new();
     let mixed = dir("mixed");
-    assert_eq!(s.names(&["--dir", &mixed, "search", "", "--kind", "workflow"]), ["fix-bug", "release-notes"]);
+    assert_eq!(
+        s.names(&["--dir", &mixed, "search", "", "--kind", "workflow"]),
+        ["fix-bug", "release-notes"]
+    );
     // A skill's references/ are not definitions of their own.
-    assert_eq!(s.names(&["--dir", &mixed, "search", "", "--kind", "skill"]), ["git-bisect"]);
-    assert_eq!(s.names(&["--dir", &mixed, "search", "which commit broke the build"])[0], "git-bisect");
+    assert_eq!(
+        s.names(&["--dir", &mixed, "search", "", "--kind", "skill"]),
+        ["git-bisect"]
+    );
+    assert_eq!(
+        s.names(&["--dir", &mixed, "search", "which commit broke the build"])[0],
+        "git-bisect"
+    );
     let shown = s.json(&["--dir", &mixed, "show", "fix-bug"]);
     assert_eq!(shown["definition"]["argument_hint"], "[issue-number]");
-    assert!(shown["text"].as_str().unwrap().contains("Fix issue $ARGUMENTS"));
+    assert!(
+        shown["text"]
+            .as_str()
+            .unwrap()
+            .contains("Fix issue $ARGUMENTS")
+    );
 }
 
 #[test]
@@ -166,7 +265,10 @@ fn validate_reports_broken_files_and_loads_the_rest() {
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
-    assert_eq!(s.names(&["--dir", &broken, "search", "fine agent"]), ["good-one"]);
+    assert_eq!(
+        s.names(&["--dir", &broken, "search", "fine agent"]),
+        ["good-one"]
+    );
 }
 
 #[test]
@@ -174,22 +276,41 @@ fn an_unchanged_root_is_not_parsed_again() {
     let s = Session::new();
     let root = tempfile::tempdir().unwrap();
     for name in ["code-reviewer.md", "security-reviewer.md"] {
-        std::fs::copy(fixture("v5/agents/quality").join(name), root.path().join(name)).unwrap();
+        std::fs::copy(
+            fixture("v5/agents/quality").join(name),
+            root.path().join(name),
+        )
+        .unwrap();
     }
     let root_arg = root.path().display().to_string();
     let index = |s: &Session| s.json(&["--dir", &root_arg, "index"])["stats"].clone();
     assert_eq!(index(&s)["parsed"], 2);
     assert_eq!(index(&s)["parsed"], 0);
-    assert_eq!(s.names(&["--dir", &root_arg, "search", "pull request"])[0], "code-reviewer");
+    assert_eq!(
+        s.names(&["--dir", &root_arg, "search", "pull request"])[0],
+        "code-reviewer"
+    );
 
     // Touching one file re-reads exactly that one; deleting one removes it.
     let file = root.path().join("code-reviewer.md");
     let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
-    std::fs::File::options().write(true).open(&file).unwrap().set_modified(later).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
     assert_eq!(index(&s)["parsed"], 1);
     std::fs::remove_file(root.path().join("security-reviewer.md")).unwrap();
     let stats = index(&s);
-    assert_eq!((stats["parsed"].clone(), stats["removed"].clone(), stats["definitions"].clone()), (0.into(), 1.into(), 1.into()));
+    assert_eq!(
+        (
+            stats["parsed"].clone(),
+            stats["removed"].clone(),
+            stats["definitions"].clone()
+        ),
+        (0.into(), 1.into(), 1.into())
+    );
 }
 
 #[test]
@@ -200,10 +321,19 @@ fn a_corrupt_index_is_rebuilt_with_a_warning() {
     std::fs::write(s.index.path().join("registry.duckdb"), b"not a database").unwrap();
     let out = s.run(&["--dir", &v5, "index", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("rebuilding the persisted index"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("rebuilding the persisted index"),
+        "{}",
+        stderr(&out)
+    );
     let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(stats["stats"]["parsed"], 3);
-    assert!(stats["stats"]["rebuilt"].as_str().unwrap().contains("unreadable registry"));
+    assert!(
+        stats["stats"]["rebuilt"]
+            .as_str()
+            .unwrap()
+            .contains("unreadable registry")
+    );
 }
 
 #[test]
@@ -217,15 +347,25 @@ fn bad_input_gets_clear_errors() {
 
     let out = s.run(&["--dir", &v5, "show", "code-reveiwer"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("no definition named `code-reveiwer`; did you mean code-reviewer?"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no definition named `code-reveiwer`; did you mean code-reviewer?"),
+        "{}",
+        stderr(&out)
+    );
     let out = s.run(&["--dir", &v5, "show", "../../etc/passwd"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("contains a path separator"));
 
     let out = s.run(&["--dir", "/no/such/dir", "search", "x"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("library root /no/such/dir does not exist"), "{}", stderr(&out));
-    let file = fixture("v5/agents/quality/code-reviewer.md").display().to_string();
+    assert!(
+        stderr(&out).contains("library root /no/such/dir does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    let file = fixture("v5/agents/quality/code-reviewer.md")
+        .display()
+        .to_string();
     let out = s.run(&["--dir", &file, "search", "x"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is a file, not a directory"));
@@ -252,8 +392,16 @@ fn eval_scores_a_judged_file_and_rejects_unknown_names() {
     assert_eq!(report["by_tag"]["task"]["R@1"], 1.0);
     assert_eq!(report["per_query"][1]["ranked"][0], "security-reviewer");
 
-    std::fs::write(judged.path(), "{\"id\":\"q1\",\"query\":\"x\",\"relevant\":{\"code-reveiwer\":2}}\n").unwrap();
+    std::fs::write(
+        judged.path(),
+        "{\"id\":\"q1\",\"query\":\"x\",\"relevant\":{\"code-reveiwer\":2}}\n",
+    )
+    .unwrap();
     let out = s.run(&["--dir", &v5, "eval", "--queries", &path]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("`code-reveiwer` is not in the library (closest: code-reviewer)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`code-reveiwer` is not in the library (closest: code-reviewer)"),
+        "{}",
+        stderr(&out)
+    );
 }
