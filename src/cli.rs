@@ -76,6 +76,8 @@ enum Command {
     Validate,
     /// Build or refresh the persisted index.
     Index,
+    /// Serve MCP over stdio: JSON-RPC on stdin/stdout, logs on stderr.
+    Serve,
     /// Search-quality metrics over a judged query file.
     Eval {
         #[arg(long, value_name = "FILE")]
@@ -356,6 +358,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     dir.map_or(String::new(), |d| format!(" ({d})"))
                 )?;
             }
+        }
+        Command::Serve => {
+            drop(out);
+            let engine = std::sync::Arc::new(engine);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(orchestr8::mcp::serve_stdio(engine))?;
         }
         Command::Eval { queries } => {
             let text = std::fs::read_to_string(&queries)

@@ -307,6 +307,124 @@ impl Engine {
         self.catalog.names()
     }
 
+    /// Every capability (and tag) with how many served definitions declare it, by name.
+    pub fn capabilities(&self) -> Vec<(String, usize)> {
+        let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+        for d in self.catalog.served() {
+            let mut own: Vec<String> = d
+                .capabilities
+                .iter()
+                .chain(&d.tags)
+                .map(|c| c.to_lowercase())
+                .collect();
+            own.sort_unstable();
+            own.dedup();
+            for c in own {
+                *counts.entry(c).or_default() += 1;
+            }
+        }
+        counts.into_iter().collect()
+    }
+
+    /// Served definitions with `capability` (or a tag of that name), copies collapsed, those
+    /// that list it earlier first (a first capability is what the agent is for), then by name.
+    pub fn with_capability(&self, capability: &str) -> Result<Vec<&Definition>, EngineError> {
+        let filters = crate::planner::Filters {
+            capability: Some(capability.to_string()),
+            ..Default::default()
+        };
+        let wanted = capability.to_lowercase();
+        let mut seen = HashSet::new();
+        let mut found: Vec<(usize, &Definition)> = Vec::new();
+        for key in self.registry.filter(&filters, None)? {
+            let Some((canonical, _)) = self.catalog.group(key) else {
+                continue;
+            };
+            if self.catalog.is_shadowed(key) || !seen.insert(canonical.key) {
+                continue;
+            }
+            let position = canonical
+                .capabilities
+                .iter()
+                .chain(&canonical.tags)
+                .position(|c| c.to_lowercase() == wanted)
+                .unwrap_or(usize::MAX);
+            found.push((position, canonical));
+        }
+        found.sort_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
+        Ok(found.into_iter().map(|(_, d)| d).collect())
+    }
+
+    /// The files of a skill's folder other than SKILL.md (`references/`, `scripts/`, ...), as
+    /// paths relative to that folder, sorted. Symlinks are not followed.
+    pub fn skill_files(&self, skill: &Definition) -> Vec<String> {
+        let Some(dir) = skill.path.parent().filter(|_| skill.kind == Kind::Skill) else {
+            return Vec::new();
+        };
+        let mut files: Vec<String> = ignore::WalkBuilder::new(dir)
+            .standard_filters(false)
+            .hidden(true)
+            .max_depth(Some(4))
+            .build()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_some_and(|t| t.is_file()) && e.depth() > 1)
+            .filter_map(|e| {
+                e.path()
+                    .strip_prefix(dir)
+                    .ok()
+                    .map(|p| p.to_string_lossy().replace('\\', "/"))
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// A file of the skill `name`'s folder, by relative path. The resolved file must lie inside
+    /// that folder (no `..`, no symlink out) and be UTF-8 text under the size limit.
+    pub fn read_skill_file(&self, name: &str, relative: &str) -> Result<String, EngineError> {
+        let skill = self.get(name)?;
+        let refused = |why: &str| {
+            EngineError::BadName(format!("refused `{relative}` in skill `{name}`: {why}"))
+        };
+        if skill.kind != Kind::Skill {
+            return Err(refused("not a skill"));
+        }
+        let relative_path = Path::new(relative);
+        if relative_path.is_absolute()
+            || relative_path
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(refused("the path must stay inside the skill's folder"));
+        }
+        let dir = skill
+            .path
+            .parent()
+            .ok_or_else(|| refused("skill has no folder"))?;
+        let not_found = || EngineError::Unknown {
+            name: format!("{name}/{relative}"),
+            closest: closest(
+                relative,
+                self.skill_files(skill).iter().map(String::as_str),
+                5,
+            ),
+        };
+        let (Ok(folder), Ok(file)) = (
+            std::fs::canonicalize(dir),
+            std::fs::canonicalize(dir.join(relative_path)),
+        ) else {
+            return Err(not_found());
+        };
+        if !file.starts_with(&folder) {
+            return Err(refused("it resolves outside the skill's folder"));
+        }
+        if !file.is_file() {
+            return Err(not_found());
+        }
+        let text = self.store.load(crate::library::key_of(&file), &file)?;
+        Ok(text.to_string())
+    }
+
     /// The name that stands for `name`'s copy group in result lists.
     pub fn canonical_name(&self, name: &str) -> Option<&str> {
         let d = self.catalog.by_name(name)?;

@@ -6,6 +6,7 @@ pub mod diagnostic;
 pub mod engine;
 pub mod eval;
 pub mod library;
+pub mod mcp;
 pub mod planner;
 mod registry;
 pub mod roles;

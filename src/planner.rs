@@ -85,6 +85,9 @@ pub struct Hit {
     pub role: Option<String>,
     pub path: String,
     pub aliases: Vec<String>,
+    /// Query terms (stems) found in the name, description, capabilities, tags or use-when text:
+    /// why it matched, for a reader deciding whether to trust the hit.
+    pub matched: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -134,7 +137,21 @@ pub(crate) fn run(
         (true, Some(_)) => Strategy::TextFirst,
     };
 
-    let mut collapse = Collapser::new(catalog, query.limit);
+    let mut wanted: Vec<String> = analyzed.stems.clone();
+    wanted.extend(
+        analyzed
+            .corrections
+            .iter()
+            .flat_map(|(_, near)| near.iter().cloned()),
+    );
+    let mut collapse = Collapser {
+        catalog,
+        text,
+        wanted,
+        limit: query.limit,
+        seen: HashSet::new(),
+        hits: Vec::new(),
+    };
     let candidates = match strategy {
         Strategy::FilterOnly => {
             let keys = registry.filter(&query.filters, None)?;
@@ -213,21 +230,15 @@ fn fetch_size(limit: usize, catalog: &Catalog) -> usize {
 /// Keeps the first (best) hit of each copy group, skipping definitions that lost a name clash.
 struct Collapser<'a> {
     catalog: &'a Catalog,
+    text: &'a TextIndex,
+    /// Query terms, for `Hit::matched`.
+    wanted: Vec<String>,
     limit: usize,
     seen: HashSet<usize>,
     hits: Vec<Hit>,
 }
 
-impl<'a> Collapser<'a> {
-    fn new(catalog: &'a Catalog, limit: usize) -> Self {
-        Collapser {
-            catalog,
-            limit,
-            seen: HashSet::new(),
-            hits: Vec::new(),
-        }
-    }
-
+impl Collapser<'_> {
     fn clear(&mut self) {
         self.seen.clear();
         self.hits.clear();
@@ -249,6 +260,24 @@ impl<'a> Collapser<'a> {
         if !self.seen.insert(group) {
             return;
         }
+        let matched = if self.wanted.is_empty() {
+            Vec::new()
+        } else {
+            let routing = [
+                canonical.name.replace('-', " "),
+                canonical.description.clone(),
+                canonical.capabilities.join(" "),
+                canonical.tags.join(" "),
+                canonical.use_when.join(" "),
+            ]
+            .join(" ");
+            let present: HashSet<String> = self.text.stems(&routing).into_iter().collect();
+            self.wanted
+                .iter()
+                .filter(|w| present.contains(*w))
+                .cloned()
+                .collect()
+        };
         self.hits.push(Hit {
             name: canonical.name.clone(),
             kind: canonical.kind,
@@ -258,6 +287,7 @@ impl<'a> Collapser<'a> {
             role: canonical.role.clone(),
             path: canonical.path.display().to_string(),
             aliases,
+            matched,
         });
     }
 

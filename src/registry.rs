@@ -15,8 +15,9 @@ use crate::diagnostic::{Diagnostic, Severity};
 use crate::library::{Definition, Kind};
 use crate::planner::Filters;
 
-/// Bump when a table or the meaning of a column changes: an older file is rebuilt.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+/// Bump when a table, the meaning of a column, or how files are parsed changes: an index
+/// written by another version is rebuilt, so no stale parse is ever served.
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 const TABLES: &[&str] = &[
     "meta",

@@ -20,7 +20,7 @@ pub(crate) const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 pub(crate) struct Location<'a> {
     pub root: usize,
     pub path: &'a Path,
-    /// Path relative to its root.
+    /// Path relative to its root's parent (the root's own name included).
     pub relative: &'a Path,
 }
 

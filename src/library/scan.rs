@@ -121,7 +121,12 @@ pub(crate) fn walk(roots: &[PathBuf]) -> (Vec<FoundFile>, Vec<Diagnostic>) {
                 .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
             files.push(FoundFile {
                 root: index,
-                relative: path.strip_prefix(root).unwrap_or(path).to_path_buf(),
+                // Relative to the root's parent, so a root named `commands/` still marks its
+                // files as workflows.
+                relative: path
+                    .strip_prefix(root.parent().unwrap_or(root))
+                    .unwrap_or(path)
+                    .to_path_buf(),
                 path: path.to_path_buf(),
                 size: meta.len(),
                 mtime_ns,
