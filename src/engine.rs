@@ -14,7 +14,7 @@ use crate::catalog::Catalog;
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::library::formats::{Location, ParsedFile};
 use crate::library::scan::{self, FoundFile};
-use crate::library::{BodyText, Definition, Kind, parse_file};
+use crate::library::{Definition, Kind, parse_file};
 use crate::planner::{self, PlanError, Query, SearchResult};
 use crate::registry::{Changes, Registry, RegistryError, SCHEMA_VERSION};
 use crate::roles::{self, Link, Resolution, RoleChain};
@@ -110,19 +110,21 @@ impl Engine {
         let started = Instant::now();
         let roots = canonical_roots(&config.roots)?;
         let (found, walk_diagnostics) = scan::walk(&roots);
-        let (registry, text, stats) = match &config.index_dir {
+        let (registry, text, store, stats) = match &config.index_dir {
             Some(dir) => refresh_persisted(dir, &roots, &found, config.progress)?,
             None => {
                 let registry = Registry::in_memory()?;
                 let mut text = TextIndex::open(None)?;
-                let stats = update(
+                let (stats, owned) = update(
                     &registry,
                     &mut text,
+                    None,
                     &found,
                     &HashMap::new(),
                     config.progress,
                 )?;
-                (registry, text, stats)
+                let store = Store::in_memory(owned.into_iter().collect(), STORE_CAPACITY);
+                (registry, text, store, stats)
             }
         };
         let (catalog, clash_diagnostics) = Catalog::new(registry.definitions()?);
@@ -148,7 +150,7 @@ impl Engine {
             registry,
             text,
             catalog,
-            store: Store::new(STORE_CAPACITY),
+            store,
             diagnostics,
             stats,
         })
@@ -200,7 +202,7 @@ impl Engine {
     /// The full text of the definition `name`.
     pub fn load(&self, name: &str) -> Result<Loaded, EngineError> {
         let definition = self.get(name)?;
-        let text = self.store.load(definition.key, &definition.path)?;
+        let text = self.store.load(definition.key, definition.text)?;
         let aliases = self
             .catalog
             .group(definition.key)
@@ -421,8 +423,20 @@ impl Engine {
         if !file.is_file() {
             return Err(not_found());
         }
-        let text = self.store.load(crate::library::key_of(&file), &file)?;
-        Ok(text.to_string())
+        // Supporting files are read on demand with read(), never mapped: the skill's author may
+        // be editing them.
+        let io = |source| {
+            EngineError::Store(StoreError::Io {
+                path: file.clone(),
+                source,
+            })
+        };
+        let size = std::fs::metadata(&file).map_err(io)?.len();
+        if size > crate::library::formats::MAX_FILE_BYTES {
+            return Err(refused("the file is larger than the 4 MiB limit"));
+        }
+        let bytes = std::fs::read(&file).map_err(io)?;
+        String::from_utf8(bytes).map_err(|_| refused("not a text file"))
     }
 
     /// The name that stands for `name`'s copy group in result lists.
@@ -458,15 +472,16 @@ fn canonical_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>, EngineError> {
     Ok(out)
 }
 
-/// Refreshes the persisted index under `dir` and returns an in-memory registry copy with the
-/// text index opened from disk. The whole refresh holds an exclusive lock on `dir/lock`, so two
-/// processes over one root take turns: the second finds the work done and re-reads nothing.
+/// Refreshes the persisted index under `dir` and returns an in-memory registry copy, the text
+/// index and the text segments opened from disk. The whole refresh holds an exclusive lock on
+/// `dir/lock`, so two processes over one root take turns: the second finds the work done and
+/// re-reads nothing.
 fn refresh_persisted(
     dir: &Path,
     roots: &[PathBuf],
     found: &[FoundFile],
     progress: bool,
-) -> Result<(Registry, TextIndex, RefreshStats), EngineError> {
+) -> Result<(Registry, TextIndex, Store, RefreshStats), EngineError> {
     let io = |source| EngineError::IndexDir {
         path: dir.to_path_buf(),
         source,
@@ -474,39 +489,82 @@ fn refresh_persisted(
     std::fs::create_dir_all(dir).map_err(io)?;
     let lock = File::create(dir.join("lock")).map_err(io)?;
     lock.lock().map_err(io)?;
-    let db_path = dir.join("registry.duckdb");
-    let text_dir = dir.join("text");
+    let paths = IndexPaths::new(dir);
 
-    let (registry, mut text, rebuilt) = match open_persisted(&db_path, &text_dir, roots) {
-        Ok(opened) => (opened.0, opened.1, None),
+    let (registry, mut text, rebuilt) = match open_persisted(&paths, roots) {
+        Ok((registry, text)) => (registry, text, None),
         Err(reason) => {
             tracing::warn!(index = %dir.display(), %reason, "rebuilding the persisted index");
-            wipe(dir, &text_dir).map_err(io)?;
-            let opened =
-                open_persisted(&db_path, &text_dir, roots).map_err(|e| EngineError::IndexDir {
+            paths.wipe().map_err(io)?;
+            let (registry, text) =
+                open_persisted(&paths, roots).map_err(|e| EngineError::IndexDir {
                     path: dir.to_path_buf(),
                     source: std::io::Error::other(e),
                 })?;
-            (opened.0, opened.1, Some(reason))
+            (registry, text, Some(reason))
         }
     };
     let manifest = registry.manifest()?;
-    let stats = update(&registry, &mut text, found, &manifest, progress)?;
+    let (stats, _) = update(
+        &registry,
+        &mut text,
+        Some(&paths.texts),
+        found,
+        &manifest,
+        progress,
+    )?;
     registry.set_schema_version()?;
+    let segments = registry.segments()?;
     drop(registry);
-    let copy = Registry::copy_of(&db_path)?;
+    crate::store::collect_garbage(&paths.texts, &segments);
+    let store = Store::open(&paths.texts, &segments, STORE_CAPACITY)?;
+    let copy = Registry::copy_of(&paths.registry)?;
     drop(lock);
-    Ok((copy, text, RefreshStats { rebuilt, ..stats }))
+    Ok((copy, text, store, RefreshStats { rebuilt, ..stats }))
+}
+
+/// The parts of a persisted index.
+struct IndexPaths {
+    registry: PathBuf,
+    text: PathBuf,
+    texts: PathBuf,
+    dir: PathBuf,
+}
+
+impl IndexPaths {
+    fn new(dir: &Path) -> IndexPaths {
+        IndexPaths {
+            registry: dir.join("registry.duckdb"),
+            text: dir.join("text"),
+            texts: dir.join("texts"),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Removes every part (the lock file stays: it is held).
+    fn wipe(&self) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("registry.duckdb"))
+            {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        for dir in [&self.text, &self.texts] {
+            if dir.exists() {
+                std::fs::remove_dir_all(dir)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Opens both halves of a persisted index, or says why they cannot be trusted.
-fn open_persisted(
-    db_path: &Path,
-    text_dir: &Path,
-    roots: &[PathBuf],
-) -> Result<(Registry, TextIndex), String> {
+fn open_persisted(paths: &IndexPaths, roots: &[PathBuf]) -> Result<(Registry, TextIndex), String> {
     let registry =
-        Registry::open_file(db_path).map_err(|e| format!("unreadable registry ({e})"))?;
+        Registry::open_file(&paths.registry).map_err(|e| format!("unreadable registry ({e})"))?;
     let version = registry.schema_version().map_err(|e| e.to_string())?;
     let manifest = registry.manifest().map_err(|e| e.to_string())?;
     match version {
@@ -524,9 +582,9 @@ fn open_persisted(
     {
         return Err("index was built for other roots".into());
     }
-    std::fs::create_dir_all(text_dir).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&paths.text).map_err(|e| e.to_string())?;
     let text =
-        TextIndex::open(Some(text_dir)).map_err(|e| format!("unreadable text index ({e})"))?;
+        TextIndex::open(Some(&paths.text)).map_err(|e| format!("unreadable text index ({e})"))?;
     let definitions = registry.definitions().map_err(|e| e.to_string())?.len() as u64;
     if text.num_docs() != definitions {
         return Err(format!(
@@ -534,34 +592,28 @@ fn open_persisted(
             text.num_docs()
         ));
     }
+    let present = crate::store::segments_in(&paths.texts);
+    let segments = registry.segments().map_err(|e| e.to_string())?;
+    if let Some(missing) = segments.iter().find(|s| !present.contains(s)) {
+        return Err(format!("text segment {missing} is missing"));
+    }
     Ok((registry, text))
 }
 
-fn wipe(dir: &Path, text_dir: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let is_db = path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("registry.duckdb"));
-        if is_db {
-            std::fs::remove_file(&path)?;
-        }
-    }
-    if text_dir.exists() {
-        std::fs::remove_dir_all(text_dir)?;
-    }
-    Ok(())
-}
+/// Files parsed per batch: bounds the bytes and body texts held in memory at once.
+const BATCH: usize = 2048;
 
 /// Brings `registry` and `text` in line with the files on disk, reading only the files whose
-/// size or mtime differ from the manifest.
+/// size or mtime differ from the manifest. Their bytes go to a new text segment (in `texts`, or
+/// returned when there is no index directory).
 fn update(
     registry: &Registry,
     text: &mut TextIndex,
+    texts: Option<&Path>,
     found: &[FoundFile],
     manifest: &HashMap<PathBuf, (u64, i64)>,
     progress: bool,
-) -> Result<RefreshStats, EngineError> {
+) -> Result<(RefreshStats, Option<(u32, Vec<u8>)>), EngineError> {
     let present: HashSet<&Path> = found.iter().map(|f| f.path.as_path()).collect();
     let changed: Vec<&FoundFile> = found
         .iter()
@@ -572,70 +624,84 @@ fn update(
         .filter(|p| !present.contains(p.as_path()))
         .cloned()
         .collect();
+    if changed.is_empty() && gone.is_empty() {
+        return Ok((RefreshStats::default(), None));
+    }
 
-    let bar = progress_bar(progress, changed.len());
-    let parsed: Vec<(&FoundFile, u64, ParsedFile)> = changed
-        .par_iter()
-        .map(|f| {
-            let (hash, parsed) = read_and_parse(f);
-            bar.inc(1);
-            (*f, hash, parsed)
-        })
-        .collect();
-    bar.finish_and_clear();
-
-    let mut changes = Changes {
-        removed: gone.clone(),
-        ..Default::default()
-    };
-    changes.removed.extend(
+    let mut removed = gone.clone();
+    removed.extend(
         changed
             .iter()
             .filter(|f| manifest.contains_key(&f.path))
             .map(|f| f.path.clone()),
     );
-    let mut added: Vec<(Definition, BodyText)> = Vec::new();
-    for (file, hash, parsed) in &parsed {
-        changes.files.push((
-            file.path.clone(),
-            file.root,
-            file.size,
-            file.mtime_ns,
-            *hash,
-        ));
-        changes.diagnostics.extend(parsed.diagnostics.iter());
+    let segment_id = texts.map_or(0, |dir| {
+        crate::store::segments_in(dir)
+            .into_iter()
+            .max()
+            .map_or(0, |m| m + 1)
+    });
+    let mut segment = crate::store::SegmentWriter::create(texts, segment_id)?;
+    let mut writer = text.writer(changed.len())?;
+    for path in &removed {
+        writer.delete(crate::library::key_of(path));
     }
-    for (_, _, parsed) in parsed.iter() {
-        if let Some((d, body)) = &parsed.definition {
-            added.push((
-                d.clone(),
-                BodyText {
-                    headings: body.headings.clone(),
-                    text: body.text.clone(),
-                },
+    let mut files = Vec::new();
+    let mut definitions = Vec::new();
+    let mut diagnostics = Vec::new();
+    let bar = progress_bar(progress, changed.len());
+    for batch in changed.chunks(BATCH) {
+        let parsed: Vec<(&FoundFile, Vec<u8>, ParsedFile)> = batch
+            .par_iter()
+            .map(|f| {
+                let (bytes, parsed) = read_and_parse(f);
+                bar.inc(1);
+                (*f, bytes, parsed)
+            })
+            .collect();
+        for (file, bytes, parsed) in parsed {
+            files.push((
+                file.path.clone(),
+                file.root,
+                file.size,
+                file.mtime_ns,
+                xxhash_rust::xxh3::xxh3_64(&bytes),
             ));
+            diagnostics.extend(parsed.diagnostics);
+            if let Some((mut definition, body)) = parsed.definition {
+                definition.text = segment.append(&bytes)?;
+                writer.add(&definition, &body)?;
+                definitions.push(definition);
+            }
         }
     }
-    changes.definitions = added.iter().map(|(d, _)| d).collect();
-    let removed_keys: Vec<u64> = changes
-        .removed
-        .iter()
-        .map(|p| crate::library::key_of(p))
-        .collect();
-    // The text index first: if the process dies in between, the manifest still lists the
-    // files as unread and the next run redoes both.
-    text.apply(&removed_keys, &added)?;
-    registry.apply(&changes)?;
+    bar.finish_and_clear();
+    let owned = segment.finish()?;
+    // The text index first: if the process dies before the registry commits, the manifest
+    // still lists the files as unread and the next run redoes both (deletes are by key).
+    writer.commit()?;
+    text.reload()?;
+    registry.apply(&Changes {
+        removed,
+        files,
+        definitions: definitions.iter().collect(),
+        diagnostics: diagnostics.iter().collect(),
+    })?;
     let (catalog, _) = Catalog::new(registry.definitions()?);
     registry.set_aliases(&catalog.alias_pairs())?;
-    Ok(RefreshStats {
-        parsed: parsed.len(),
-        removed: gone.len(),
-        ..Default::default()
-    })
+    Ok((
+        RefreshStats {
+            parsed: changed.len(),
+            removed: gone.len(),
+            ..Default::default()
+        },
+        owned,
+    ))
 }
 
-fn read_and_parse(file: &FoundFile) -> (u64, ParsedFile) {
+/// Reads and parses one file; its bytes are kept for the text segment. A file that cannot be
+/// read is a diagnostic.
+fn read_and_parse(file: &FoundFile) -> (Vec<u8>, ParsedFile) {
     match std::fs::read(&file.path) {
         Ok(bytes) => {
             let location = Location {
@@ -643,13 +709,11 @@ fn read_and_parse(file: &FoundFile) -> (u64, ParsedFile) {
                 path: &file.path,
                 relative: &file.relative,
             };
-            (
-                xxhash_rust::xxh3::xxh3_64(&bytes),
-                parse_file(&location, &bytes),
-            )
+            let parsed = parse_file(&location, &bytes);
+            (bytes, parsed)
         }
         Err(error) => (
-            0,
+            Vec::new(),
             ParsedFile {
                 definition: None,
                 diagnostics: vec![Diagnostic {

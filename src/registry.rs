@@ -14,10 +14,11 @@ use duckdb::{Connection, params};
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::library::{Definition, Kind};
 use crate::planner::Filters;
+use crate::store::TextLocation;
 
 /// Bump when a table, the meaning of a column, or how files are parsed changes: an index
 /// written by another version is rebuilt, so no stale parse is ever served.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 const TABLES: &[&str] = &[
     "meta",
@@ -37,7 +38,7 @@ CREATE TABLE IF NOT EXISTS definitions (
     key UBIGINT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, category TEXT, role TEXT,
     model TEXT, description TEXT NOT NULL, path TEXT NOT NULL, root INTEGER NOT NULL,
     tokens UBIGINT NOT NULL, argument_hint TEXT, tools TEXT NOT NULL, use_when TEXT NOT NULL,
-    extra TEXT NOT NULL);
+    extra TEXT NOT NULL, segment UINTEGER NOT NULL, text_offset UBIGINT NOT NULL, text_length UBIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS capabilities (key UBIGINT, capability TEXT);
 CREATE TABLE IF NOT EXISTS tags (key UBIGINT, tag TEXT);
 CREATE TABLE IF NOT EXISTS fallbacks (key UBIGINT, position INTEGER, fallback TEXT);
@@ -183,6 +184,9 @@ impl Registry {
                     json(&d.tools),
                     json(&d.use_when),
                     serde_json::Value::Object(d.extra.clone()).to_string(),
+                    d.text.segment,
+                    d.text.offset,
+                    d.text.length,
                 ])?;
             }
             let mut caps = tx.appender("capabilities")?;
@@ -253,7 +257,8 @@ impl Registry {
         }
         let mut stmt = conn.prepare(
             "SELECT key, name, kind, category, role, model, description, path, root, tokens,
-                    argument_hint, tools, use_when, extra FROM definitions ORDER BY path",
+                    argument_hint, tools, use_when, extra, segment, text_offset, text_length
+             FROM definitions ORDER BY path",
         )?;
         let rows = stmt.query_map([], |r| {
             let kind: String = r.get(2)?;
@@ -272,6 +277,11 @@ impl Registry {
                 tools: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
                 use_when: serde_json::from_str(&r.get::<_, String>(12)?).unwrap_or_default(),
                 extra: serde_json::from_str(&r.get::<_, String>(13)?).unwrap_or_default(),
+                text: TextLocation {
+                    segment: r.get(14)?,
+                    offset: r.get(15)?,
+                    length: r.get(16)?,
+                },
                 capabilities: Vec::new(),
                 tags: Vec::new(),
                 fallbacks: Vec::new(),
@@ -303,6 +313,14 @@ impl Registry {
                 message: r.get(3)?,
             })
         })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The text segments some definition still refers to.
+    pub fn segments(&self) -> Result<Vec<u32>, RegistryError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT DISTINCT segment FROM definitions ORDER BY segment")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

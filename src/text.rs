@@ -69,6 +69,37 @@ impl FieldName {
     }
 }
 
+/// Pending changes to the text index.
+pub(crate) struct TextWriter<'a> {
+    text: &'a TextIndex,
+    writer: IndexWriter,
+    changed: bool,
+}
+
+impl TextWriter<'_> {
+    pub fn delete(&mut self, key: u64) {
+        self.writer
+            .delete_term(Term::from_field_u64(self.text.key, key));
+        self.changed = true;
+    }
+
+    pub fn add(&mut self, definition: &Definition, body: &BodyText) -> Result<(), TextError> {
+        self.writer
+            .add_document(self.text.document(definition, body))?;
+        self.changed = true;
+        Ok(())
+    }
+
+    /// Commits, and returns whether anything changed.
+    pub fn commit(mut self) -> Result<bool, TextError> {
+        if self.changed {
+            self.writer.commit()?;
+        }
+        self.writer.wait_merging_threads()?;
+        Ok(self.changed)
+    }
+}
+
 /// A query after analysis: its stems and the corrections made for unknown ones.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AnalyzedQuery {
@@ -198,28 +229,21 @@ impl TextIndex {
         self.reader.searcher().num_docs()
     }
 
-    /// Removes the documents of `removed` keys and adds `added`, in one commit.
-    pub fn apply(
-        &mut self,
-        removed: &[u64],
-        added: &[(Definition, BodyText)],
-    ) -> Result<(), TextError> {
-        if removed.is_empty() && added.is_empty() {
-            return Ok(());
-        }
+    /// A writer for one refresh: deletes and additions become visible together at `commit`.
+    pub fn writer(&self, expected_docs: usize) -> Result<TextWriter<'_>, TextError> {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(4);
-        let budget = if added.len() > 10_000 { 256 } else { 64 } << 20;
-        let mut writer: IndexWriter = self.index.writer_with_num_threads(threads, budget)?;
-        for &key in removed {
-            writer.delete_term(Term::from_field_u64(self.key, key));
-        }
-        for (definition, body) in added {
-            writer.add_document(self.document(definition, body))?;
-        }
-        writer.commit()?;
-        writer.wait_merging_threads()?;
+        let budget = if expected_docs > 10_000 { 256 } else { 64 } << 20;
+        Ok(TextWriter {
+            text: self,
+            writer: self.index.writer_with_num_threads(threads, budget)?,
+            changed: false,
+        })
+    }
+
+    /// Makes the last commit visible to searches and refreshes the typo vocabulary.
+    pub fn reload(&mut self) -> Result<(), TextError> {
         self.reader.reload()?;
         self.load_vocabulary()
     }

@@ -187,6 +187,7 @@ pub(crate) fn parse_file(loc: &Location<'_>, bytes: &[u8]) -> ParsedFile {
         },
         argument_hint: reader.argument_hint(),
         extra: std::mem::take(&mut reader.fields),
+        text: Default::default(),
         name,
     };
     out.definition = Some((definition, BodyText::from_markdown(body)));

@@ -80,6 +80,9 @@ pub struct Definition {
     pub argument_hint: Option<String>,
     /// Fields this engine does not interpret, kept as they were written.
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Where the index keeps this file's text.
+    #[serde(skip)]
+    pub(crate) text: crate::store::TextLocation,
 }
 
 impl Definition {
