@@ -613,7 +613,7 @@ fn update(
     found: &[FoundFile],
     manifest: &HashMap<PathBuf, (u64, i64)>,
     progress: bool,
-) -> Result<(RefreshStats, Option<(u32, Vec<u8>)>), EngineError> {
+) -> Result<(RefreshStats, Option<crate::store::OwnedSegment>), EngineError> {
     let present: HashSet<&Path> = found.iter().map(|f| f.path.as_path()).collect();
     let changed: Vec<&FoundFile> = found
         .iter()

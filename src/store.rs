@@ -42,6 +42,9 @@ pub enum StoreError {
     NotText,
 }
 
+/// A segment held in memory: its id and bytes.
+pub(crate) type OwnedSegment = (u32, Vec<u8>);
+
 /// Appends texts to one new segment.
 pub(crate) struct SegmentWriter {
     id: u32,
@@ -102,7 +105,7 @@ impl SegmentWriter {
     }
 
     /// Finishes the segment: on disk, flushed, synced and renamed into place; in memory, its bytes.
-    pub fn finish(self) -> Result<Option<(u32, Vec<u8>)>, StoreError> {
+    pub fn finish(self) -> Result<Option<OwnedSegment>, StoreError> {
         match self.target {
             Target::Memory(buf) => Ok(Some((self.id, buf))),
             Target::File { tmp, path, out } => {
@@ -147,10 +150,10 @@ pub(crate) fn collect_garbage(dir: &Path, referenced: &[u32]) {
             .strip_suffix(".seg")
             .and_then(|id| id.parse::<u32>().ok())
             .is_some_and(|id| !referenced.contains(&id));
-        if unreferenced || name.ends_with(".tmp") {
-            if let Err(error) = std::fs::remove_file(entry.path()) {
-                tracing::debug!(file = name, %error, "could not remove an old text segment");
-            }
+        if (unreferenced || name.ends_with(".tmp"))
+            && let Err(error) = std::fs::remove_file(entry.path())
+        {
+            tracing::debug!(file = name, %error, "could not remove an old text segment");
         }
     }
 }
@@ -209,7 +212,7 @@ impl Store {
     }
 
     /// A store over segments held in memory.
-    pub fn in_memory(owned: Vec<(u32, Vec<u8>)>, capacity_bytes: u64) -> Store {
+    pub fn in_memory(owned: Vec<OwnedSegment>, capacity_bytes: u64) -> Store {
         let segments = owned
             .into_iter()
             .map(|(id, buf)| (id, Segment::Owned(buf)))
