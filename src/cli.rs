@@ -29,6 +29,9 @@ pub struct Args {
         value_delimiter = ':'
     )]
     dirs: Vec<PathBuf>,
+    /// Also serve the shipped library, after the --dir roots (which win when both define a name).
+    #[arg(long, global = true)]
+    shipped: bool,
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     json: bool,
@@ -83,6 +86,25 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         queries: PathBuf,
     },
+    /// Write a synthetic library of COUNT agents, its words drawn from the library's own files.
+    Synth {
+        #[arg(long)]
+        count: usize,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[arg(long, default_value_t = orchestr8::synth::DEFAULT_SEED)]
+        seed: u64,
+    },
+    /// Build, reopen, query, load and MCP figures over synthetic libraries of each COUNT.
+    Bench {
+        #[arg(long, value_delimiter = ',', default_values_t = [1000, 10000])]
+        count: Vec<usize>,
+        #[arg(long, default_value_t = orchestr8::synth::DEFAULT_SEED)]
+        seed: u64,
+        /// Requests timed per query class.
+        #[arg(long, default_value_t = 300)]
+        queries: usize,
+    },
 }
 
 pub fn init_logging(args: &Args) {
@@ -117,13 +139,15 @@ fn home() -> PathBuf {
 
 fn config(args: &Args) -> Config {
     let shipped = args.dirs.is_empty();
+    let home_dir = home();
+    let library = ["agents", "skills", "commands"]
+        .iter()
+        .map(|d| home_dir.join(d))
+        .filter(|p| p.is_dir());
     let roots: Vec<PathBuf> = if shipped {
-        let home = home();
-        ["agents", "skills", "commands"]
-            .iter()
-            .map(|d| home.join(d))
-            .filter(|p| p.is_dir())
-            .collect()
+        library.collect()
+    } else if args.shipped {
+        args.dirs.iter().cloned().chain(library).collect()
     } else {
         args.dirs.clone()
     };
@@ -168,6 +192,47 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "no library found under {}; pass --dir DIR",
             home().display()
         );
+    }
+    // synth and bench write and index libraries of their own; the configured roots only lend
+    // them words, so the engine is not opened on those roots.
+    match &args.command {
+        Command::Synth { count, out, seed } => {
+            let vocabulary = orchestr8::synth::Vocabulary::from_roots(&config.roots)?;
+            let report = orchestr8::synth::generate(&vocabulary, *count, out, *seed)?;
+            match args.json {
+                true => println!("{}", serde_json::to_string_pretty(&report)?),
+                false => println!("{report}"),
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Bench {
+            count,
+            seed,
+            queries,
+        } => {
+            let options = orchestr8::bench::Options {
+                counts: count.clone(),
+                seed: *seed,
+                queries: *queries,
+                sources: config.roots.clone(),
+                binary: Some(std::env::current_exe().context("cannot find this binary")?),
+            };
+            let report = orchestr8::bench::run(&options, &mut |m| eprintln!("bench: {m}"))?;
+            match args.json {
+                true => println!("{}", serde_json::to_string_pretty(&report)?),
+                false => print!("{}", orchestr8::bench::render(&report)),
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    if let Command::Serve = args.command {
+        let library = orchestr8::live::Library::open(config)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(orchestr8::mcp::serve_stdio(library))?;
+        return Ok(ExitCode::SUCCESS);
     }
     let engine = Engine::open(&config)?;
     let json = args.json;
@@ -359,14 +424,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 )?;
             }
         }
-        Command::Serve => {
-            drop(out);
-            let engine = std::sync::Arc::new(engine);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(orchestr8::mcp::serve_stdio(engine))?;
-        }
+        Command::Serve => unreachable!("served above"),
+        Command::Synth { .. } | Command::Bench { .. } => unreachable!("run above"),
         Command::Eval { queries } => {
             let text = std::fs::read_to_string(&queries)
                 .with_context(|| format!("cannot read {}", queries.display()))?;

@@ -1,17 +1,20 @@
 //! orchestr8 finds the right specialist agent, skill or workflow for a request and loads its
 //! definition only when asked. See ARCHITECTURE.md for the map.
 
+pub mod bench;
 mod catalog;
 pub mod diagnostic;
 pub mod engine;
 pub mod eval;
 pub mod library;
+pub mod live;
 pub mod mcp;
 pub mod planner;
 mod registry;
 pub mod roles;
 mod store;
 pub mod suggest;
+pub mod synth;
 mod text;
 
 pub use diagnostic::{Diagnostic, Severity};

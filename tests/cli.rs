@@ -405,3 +405,72 @@ fn eval_scores_a_judged_file_and_rejects_unknown_names() {
         stderr(&out)
     );
 }
+
+#[test]
+fn two_processes_over_one_root_both_answer() {
+    let s = Session::new();
+    let v5 = dir("v5");
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_orchestr8"))
+            .args(["--dir", &v5, "search", "review pull requests", "--json"])
+            .env("ORCHESTR8_INDEX_DIR", s.index.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("orchestr8 starts")
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(result["results"][0]["name"], "code-reviewer");
+    }
+    // Whichever ran second found the index built and read nothing.
+    assert_eq!(s.json(&["--dir", &v5, "index"])["stats"]["parsed"], 0);
+}
+
+#[test]
+fn the_first_root_wins_a_name_and_validate_shows_both_paths() {
+    let s = Session::new();
+    let (mine, theirs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let agent = |dir: &Path, words: &str| {
+        std::fs::write(
+            dir.join("code-reviewer.md"),
+            format!("---\nname: code-reviewer\ndescription: {words}\n---\nbody\n"),
+        )
+        .unwrap();
+    };
+    agent(mine.path(), "My own reviewer, tuned to our house style.");
+    agent(
+        theirs.path(),
+        "A generic reviewer from a shared collection.",
+    );
+    let (a, b) = (
+        mine.path().display().to_string(),
+        theirs.path().display().to_string(),
+    );
+    let shown = s.json(&["--dir", &a, "--dir", &b, "show", "code-reviewer"]);
+    assert!(
+        shown["definition"]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("My own reviewer")
+    );
+    let out = s.run(&["--dir", &a, "--dir", &b, "validate"]);
+    assert!(out.status.success(), "a clash is a warning, not an error");
+    let text = stdout(&out);
+    assert!(text.contains(&format!("{b}/code-reviewer.md:2: warning: name `code-reviewer` is also defined by {a}/code-reviewer.md, which is served")), "{text}");
+    // --shipped adds the shipped library after the given roots: ours still wins.
+    let shown = s.json(&["--dir", &a, "--shipped", "show", "code-reviewer"]);
+    assert!(
+        shown["definition"]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("My own reviewer")
+    );
+    assert!(
+        s.json(&["--dir", &a, "--shipped", "show", "kubernetes-expert"])["definition"]["name"]
+            == "kubernetes-expert"
+    );
+}

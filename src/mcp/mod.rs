@@ -18,14 +18,15 @@ use rmcp::model::{
     ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams, Prompt,
     PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
     ReadResourceResult, Reference, Resource, ResourceContents, ResourceTemplate, Role,
-    ServerCapabilities, ServerConfig,
+    ServerCapabilities, ServerConfig, SubscriptionFilter,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt, tool_handler};
 use serde_json::json;
 
 use crate::engine::{Engine, EngineError};
 use crate::library::Kind;
+use crate::live::Library;
 use resources::Target;
 
 /// Resources per `resources/list` page.
@@ -33,23 +34,24 @@ const PAGE: usize = 500;
 
 #[derive(Clone)]
 pub struct Server {
-    engine: Arc<Engine>,
+    library: Arc<Library>,
     instructions: Arc<str>,
     tool_router: ToolRouter<Server>,
 }
 
 impl Server {
-    pub fn new(engine: Arc<Engine>) -> Server {
-        let instructions = roster(&engine).into();
+    pub fn new(library: Arc<Library>) -> Server {
+        let instructions = roster(&library.snapshot()).into();
         Server {
-            engine,
+            library,
             instructions,
             tool_router: Self::tool_router(),
         }
     }
 
-    fn engine(&self) -> &Engine {
-        &self.engine
+    /// The snapshot one request works on, from start to end.
+    fn engine(&self) -> Arc<Engine> {
+        self.library.snapshot()
     }
 
     /// Runs one request's work and logs its latency.
@@ -63,12 +65,28 @@ impl Server {
     }
 }
 
-/// Serves MCP on stdin/stdout until the client disconnects.
-pub async fn serve_stdio(engine: Arc<Engine>) -> Result<(), std::io::Error> {
-    let service = Server::new(engine)
+/// Serves MCP on stdin/stdout until the client disconnects, following changes to the library:
+/// each refresh that changed something is announced with `notifications/resources/list_changed`
+/// and `notifications/prompts/list_changed` (the tool list never changes).
+pub async fn serve_stdio(library: Arc<Library>) -> Result<(), std::io::Error> {
+    let _watching = library.watch().map_err(std::io::Error::other)?;
+    let mut changes = library.subscribe();
+    let service = Server::new(library)
         .serve(rmcp::transport::stdio())
         .await
         .map_err(std::io::Error::other)?;
+    let peer = service.peer().clone();
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            let sent = peer
+                .notify_resource_list_changed()
+                .await
+                .and(peer.notify_prompt_list_changed().await);
+            if let Err(error) = sent {
+                tracing::debug!(%error, "could not announce a library change");
+            }
+        }
+    });
     service.waiting().await.map_err(std::io::Error::other)?;
     Ok(())
 }
@@ -272,7 +290,9 @@ impl ServerHandler for Server {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_prompts()
+                .enable_prompts_list_changed()
                 .enable_resources()
+                .enable_resources_list_changed()
                 .enable_completions()
                 .build(),
         )
@@ -281,6 +301,33 @@ impl ServerHandler for Server {
             env!("CARGO_PKG_VERSION"),
         ))
         .with_instructions(self.instructions.to_string())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    /// Stateless-era clients (`subscriptions/listen`) hear about library changes here.
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let mut changes = self.library.subscribe();
+        loop {
+            tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let sink = context.sink();
+                    let sent = sink.notify_resource_list_changed().await.and(sink.notify_prompt_list_changed().await);
+                    if let Err(error) = sent {
+                        tracing::debug!(%error, "could not announce a library change");
+                    }
+                }
+            }
+        }
     }
 
     async fn list_resources(

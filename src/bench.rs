@@ -1,0 +1,772 @@
+//! `orchestr8 bench`: the engine's figures at 1k to 100k definitions, measured in one run on one
+//! machine, so anyone can check the latency and memory claims on their own hardware.
+//!
+//! Per size it writes a synthetic library (`synth`), builds the persisted index from scratch,
+//! reopens it as a new process would, and times every query class the faces send, definition
+//! loads, and a naive linear scan as the baseline the engine must beat. Queries come from the
+//! same real vocabulary as the library, so their terms are as common or as rare as real ones.
+//! Finally it starts `orchestr8 serve` on the library and times `discover_agents` over stdio,
+//! which is what an MCP client actually waits for.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::synth::{self, SynthError, SynthReport, Vocabulary};
+use crate::{Config, Engine, EngineError, Filters, Query};
+
+/// Results per query, as the CLI's `search` shows by default.
+const LIMIT: usize = 10;
+/// Naive-baseline queries: a linear scan is slow enough at 100k that 100 give a stable median.
+const NAIVE_QUERIES: usize = 100;
+/// `discover_agents` calls timed per size, after a few untimed ones.
+pub const MCP_CALLS: usize = 200;
+const MCP_WARMUP: usize = 10;
+/// A 100k library takes the server a few seconds to open; a call answers in milliseconds.
+const MCP_OPEN_TIMEOUT: Duration = Duration::from_secs(300);
+const MCP_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Query generators are seeded apart from the library's own streams.
+const QUERY_STREAM: u64 = 0x5155_4552_5900;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Synth(#[from] SynthError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("MCP round trip: {0}")]
+    Mcp(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
+    let what = what.into();
+    move |source| BenchError::Io { what, source }
+}
+
+/// The query classes the targets name, in report order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Class {
+    /// Two keywords.
+    Kw2,
+    /// A one-sentence request of about 12 words.
+    Sentence,
+    /// A 70-word brief, as orchestrators paste them.
+    Brief70,
+    /// Two keywords, one with two letters swapped.
+    Typo,
+    /// No text, a role filter: "every agent for this role".
+    RoleFilter,
+    /// A capability filter plus four words.
+    CapabilityText,
+    /// `Engine::resolve_role`: a role's primary and its fallback chain.
+    RoleChain,
+}
+
+impl Class {
+    pub const ALL: [Class; 7] = [
+        Class::Kw2,
+        Class::Sentence,
+        Class::Brief70,
+        Class::Typo,
+        Class::RoleFilter,
+        Class::CapabilityText,
+        Class::RoleChain,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Kw2 => "kw2",
+            Class::Sentence => "sentence",
+            Class::Brief70 => "brief70",
+            Class::Typo => "typo",
+            Class::RoleFilter => "role-filter",
+            Class::CapabilityText => "capability+text",
+            Class::RoleChain => "role-chain",
+        }
+    }
+}
+
+/// One request of a class, ready to run against an engine.
+#[derive(Clone, Debug)]
+pub enum Probe {
+    Search(Query),
+    Role(String),
+}
+
+impl Probe {
+    /// Runs the request; returns how many results came back (so the work cannot be optimised
+    /// away, and a class that always answers nothing is visible).
+    pub fn run(&self, engine: &Engine) -> Result<usize, EngineError> {
+        match self {
+            Probe::Search(query) => Ok(engine.search(query)?.results.len()),
+            Probe::Role(role) => Ok(engine.resolve_role(role, LIMIT)?.agents.len()),
+        }
+    }
+
+    /// The request's words (the role for a role chain).
+    pub fn text(&self) -> &str {
+        match self {
+            Probe::Search(query) => &query.text,
+            Probe::Role(role) => role,
+        }
+    }
+}
+
+/// `n` requests of `class`, deterministic for a seed.
+pub fn probes(vocabulary: &Vocabulary, class: Class, n: usize, seed: u64) -> Vec<Probe> {
+    let position = Class::ALL.iter().position(|&c| c == class).unwrap_or(0) as u64;
+    let mut rng = synth::rng_for(seed, position, QUERY_STREAM);
+    let search = |text: String, filters: Filters| {
+        Probe::Search(Query {
+            text,
+            filters,
+            limit: LIMIT,
+        })
+    };
+    (0..n)
+        .map(|_| match class {
+            Class::Kw2 => search(vocabulary.keywords(&mut rng, 2), Filters::default()),
+            Class::Sentence => search(vocabulary.passage(&mut rng, 12), Filters::default()),
+            Class::Brief70 => search(vocabulary.passage(&mut rng, 70), Filters::default()),
+            Class::Typo => search(vocabulary.typo(&mut rng), Filters::default()),
+            Class::RoleFilter => search(
+                String::new(),
+                Filters {
+                    role: Some(vocabulary.role(&mut rng).to_string()),
+                    ..Default::default()
+                },
+            ),
+            Class::CapabilityText => {
+                let capability = vocabulary.capability(&mut rng).to_string();
+                search(
+                    vocabulary.keywords(&mut rng, 4),
+                    Filters {
+                        capability: Some(capability),
+                        ..Default::default()
+                    },
+                )
+            }
+            Class::RoleChain => Probe::Role(vocabulary.role(&mut rng).to_string()),
+        })
+        .collect()
+}
+
+/// A latency distribution; the unit is in the name of the field that holds it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Latency {
+    pub n: usize,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Latency {
+    /// Nearest-rank percentiles of `samples`, scaled (1e3 for ms, 1e6 for us).
+    pub fn of(samples: &mut [Duration], scale: f64) -> Latency {
+        samples.sort_unstable();
+        let n = samples.len();
+        let at = |q: f64| {
+            if n == 0 {
+                return 0.0;
+            }
+            let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+            samples[rank - 1].as_secs_f64() * scale
+        };
+        Latency {
+            n,
+            p50: at(0.50),
+            p95: at(0.95),
+            p99: at(0.99),
+            max: at(1.0),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ClassLatency {
+    pub class: Class,
+    /// How many of the timed requests returned no result at all.
+    pub empty: usize,
+    #[serde(flatten)]
+    pub ms: Latency,
+}
+
+/// Everything measured at one library size.
+#[derive(Clone, Debug, Serialize)]
+pub struct SizeReport {
+    pub count: usize,
+    pub synth: SynthReport,
+    /// Definitions served and diagnostics reported after the build.
+    pub definitions: usize,
+    pub diagnostics: usize,
+    /// `Engine::open` on an empty index directory: walk, parse, both indexes, catalog.
+    pub build_s: f64,
+    pub files_per_s: f64,
+    /// `Engine::open` on the unchanged library plus one sentence query: what a new CLI process
+    /// or MCP server pays before its first answer (page cache warm).
+    pub reopen_ms: f64,
+    /// Files the reopen read again; anything but 0 means the manifest did not hold.
+    pub reopen_parsed: usize,
+    pub queries_ms: Vec<ClassLatency>,
+    /// First `Engine::load` of each of n distinct names after the reopen (the engine's cache is
+    /// empty; the OS page cache is warm, as the files were just written).
+    pub load_cold_us: Latency,
+    /// The same names loaded again, three times over.
+    pub load_cached_us: Latency,
+    /// VmHWM of this process over the build and measurements of this size; `None` off Linux.
+    pub peak_rss_mb: Option<f64>,
+    /// Whether the peak could be reset before this size's build (else it includes earlier
+    /// sizes and the synth step).
+    pub peak_rss_reset: bool,
+    /// Bytes under the index directory (DuckDB file, tantivy segments, anything else kept).
+    pub index_mb: f64,
+    /// The baseline: a linear scan over every description counting query-word occurrences,
+    /// over the sentence-class requests.
+    pub naive_sentence_ms: Latency,
+    /// The naive scan's p50 over the engine's sentence p50.
+    pub speedup_sentence: f64,
+    /// `tools/call discover_agents` over stdio to a `serve` child, one after another.
+    pub mcp_round_trip_ms: Option<Latency>,
+}
+
+/// One `orchestr8 bench` run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub seed: u64,
+    pub queries_per_class: usize,
+    pub threads: usize,
+    pub vocabulary_words: usize,
+    pub vocabulary_tokens: usize,
+    pub sizes: Vec<SizeReport>,
+}
+
+pub struct Options {
+    pub counts: Vec<usize>,
+    pub seed: u64,
+    /// Requests timed per class (after one untimed pass over the same requests).
+    pub queries: usize,
+    /// The real library the vocabulary comes from.
+    pub sources: Vec<PathBuf>,
+    /// The orchestr8 binary to start as an MCP server; `None` skips the round trip.
+    pub binary: Option<PathBuf>,
+}
+
+/// A scratch directory under the system's temp dir, removed when dropped (also on error), as a
+/// 100k library is 600 MB.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(count: usize) -> Result<Scratch, BenchError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "orchestr8-bench-{}-{count}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path).map_err(io(format!("create {}", path.display())))?;
+        Ok(Scratch(path))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(dir = %self.0.display(), error = %e, "cannot remove the bench directory");
+        }
+    }
+}
+
+/// Runs every size in `options.counts`; `progress` hears what is happening (for stderr).
+pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, BenchError> {
+    let vocabulary = Vocabulary::from_roots(&options.sources)?;
+    let mut sizes = Vec::new();
+    for &count in &options.counts {
+        sizes.push(run_size(options, &vocabulary, count, progress)?);
+    }
+    Ok(Report {
+        seed: options.seed,
+        queries_per_class: options.queries,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        vocabulary_words: vocabulary.distinct_words(),
+        vocabulary_tokens: vocabulary.tokens(),
+        sizes,
+    })
+}
+
+fn run_size(
+    options: &Options,
+    vocabulary: &Vocabulary,
+    count: usize,
+    progress: &mut dyn FnMut(&str),
+) -> Result<SizeReport, BenchError> {
+    let scratch = Scratch::new(count)?;
+    let library = scratch.0.join("library");
+    let index = scratch.0.join("index");
+    progress(&format!("{count}: writing the synthetic library"));
+    let synth = synth::generate(vocabulary, count, &library, options.seed)?;
+
+    let peak_rss_reset = reset_peak_rss();
+    let config = Config {
+        roots: vec![library.clone()],
+        index_dir: Some(index.clone()),
+        progress: false,
+    };
+    progress(&format!("{count}: building the index"));
+    let started = Instant::now();
+    let engine = Engine::open(&config)?;
+    let build = started.elapsed();
+    let definitions = engine.stats().definitions;
+    let diagnostics = engine.diagnostics().len();
+    drop(engine);
+
+    let sets: Vec<(Class, Vec<Probe>)> = Class::ALL
+        .iter()
+        .map(|&c| {
+            (
+                c,
+                probes(vocabulary, c, options.queries.max(1), options.seed),
+            )
+        })
+        .collect();
+    let sentences = &sets[1].1;
+
+    progress(&format!("{count}: reopening"));
+    let started = Instant::now();
+    let engine = Engine::open(&config)?;
+    std::hint::black_box(sentences[0].run(&engine)?);
+    let reopen = started.elapsed();
+    let reopen_parsed = engine.stats().parsed;
+
+    progress(&format!("{count}: loading definitions"));
+    let mut names: Vec<String> = engine.names().into_iter().map(String::from).collect();
+    synth::rng_for(options.seed, count as u64, QUERY_STREAM + 1).shuffle(&mut names);
+    names.truncate(options.queries.max(1));
+    let mut cold = Vec::with_capacity(names.len());
+    for name in &names {
+        let started = Instant::now();
+        std::hint::black_box(engine.load(name)?);
+        cold.push(started.elapsed());
+    }
+    let mut cached = Vec::with_capacity(names.len() * 3);
+    for _ in 0..3 {
+        for name in &names {
+            let started = Instant::now();
+            std::hint::black_box(engine.load(name)?);
+            cached.push(started.elapsed());
+        }
+    }
+
+    let mut queries_ms = Vec::new();
+    for (class, set) in &sets {
+        progress(&format!("{count}: {} queries", class.name()));
+        for probe in set {
+            std::hint::black_box(probe.run(&engine)?);
+        }
+        let mut samples = Vec::with_capacity(set.len());
+        let mut empty = 0;
+        for probe in set {
+            let started = Instant::now();
+            let found = std::hint::black_box(probe.run(&engine)?);
+            samples.push(started.elapsed());
+            empty += usize::from(found == 0);
+        }
+        queries_ms.push(ClassLatency {
+            class: *class,
+            empty,
+            ms: Latency::of(&mut samples, 1e3),
+        });
+    }
+
+    progress(&format!("{count}: naive baseline"));
+    let descriptions: Vec<String> = engine
+        .definitions()
+        .map(|d| d.description.to_lowercase())
+        .collect();
+    let mut naive = Vec::new();
+    for probe in sentences.iter().take(NAIVE_QUERIES) {
+        let started = Instant::now();
+        std::hint::black_box(naive_scan(&descriptions, probe.text()));
+        naive.push(started.elapsed());
+    }
+    drop(descriptions);
+    let naive_sentence_ms = Latency::of(&mut naive, 1e3);
+    let engine_sentence = queries_ms[1].ms.p50;
+    let peak_rss_mb = peak_rss_bytes().map(|b| b as f64 / 1e6);
+    let index_mb = dir_size(&index) as f64 / 1e6;
+
+    let mcp_round_trip_ms = match &options.binary {
+        None => None,
+        Some(binary) => {
+            progress(&format!("{count}: MCP round trips"));
+            let mut client = McpClient::spawn(binary, &library, &index)?;
+            let texts: Vec<&str> = sentences.iter().map(Probe::text).collect();
+            for text in texts.iter().cycle().take(MCP_WARMUP) {
+                client.discover(text)?;
+            }
+            let mut samples = Vec::with_capacity(MCP_CALLS);
+            for text in texts.iter().cycle().take(MCP_CALLS) {
+                samples.push(client.discover(text)?);
+            }
+            Some(Latency::of(&mut samples, 1e3))
+        }
+    };
+    drop(engine);
+
+    Ok(SizeReport {
+        count,
+        definitions,
+        diagnostics,
+        build_s: build.as_secs_f64(),
+        files_per_s: synth.files as f64 / build.as_secs_f64().max(1e-9),
+        reopen_ms: reopen.as_secs_f64() * 1e3,
+        reopen_parsed,
+        queries_ms,
+        load_cold_us: Latency::of(&mut cold, 1e6),
+        load_cached_us: Latency::of(&mut cached, 1e6),
+        peak_rss_mb,
+        peak_rss_reset,
+        index_mb,
+        speedup_sentence: naive_sentence_ms.p50 / engine_sentence.max(1e-9),
+        naive_sentence_ms,
+        mcp_round_trip_ms,
+        synth,
+    })
+}
+
+/// The baseline: what a plain program does without an index. Every description (lowercased
+/// once, up front) is split into words and each query word occurrence counts one; the ten
+/// highest counts win. Returns how many descriptions matched at all.
+pub fn naive_scan(descriptions: &[String], query: &str) -> usize {
+    let lower = query.to_lowercase();
+    let words: HashSet<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut top: Vec<(usize, usize)> = Vec::with_capacity(LIMIT + 1);
+    let mut matched = 0;
+    for (i, d) in descriptions.iter().enumerate() {
+        let count = d
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| words.contains(w))
+            .count();
+        if count == 0 {
+            continue;
+        }
+        matched += 1;
+        if top.len() < LIMIT || count > top[top.len() - 1].0 {
+            let at = top.partition_point(|&(c, _)| c >= count);
+            top.insert(at, (count, i));
+            top.truncate(LIMIT);
+        }
+    }
+    std::hint::black_box(&top);
+    matched
+}
+
+/// Makes the kernel forget this process's peak RSS, so each size reports its own. Linux only;
+/// false where it is not allowed.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// This process's peak resident set (VmHWM), Linux only.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Total size of the files under `dir`; unreadable entries count as nothing.
+pub fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// A minimal MCP client over stdio: raw JSON-RPC lines, so what is timed is the server and the
+/// pipe, not a client library.
+pub struct McpClient {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+    next_id: u64,
+}
+
+impl McpClient {
+    /// Starts `binary serve --dir library` with its index in `index_dir` (so it reopens the
+    /// index the bench built instead of building its own) and completes the handshake.
+    pub fn spawn(binary: &Path, library: &Path, index_dir: &Path) -> Result<McpClient, BenchError> {
+        let mut child = Command::new(binary)
+            .arg("serve")
+            .arg("--dir")
+            .arg(library)
+            .env("ORCHESTR8_INDEX_DIR", index_dir)
+            .env_remove("ORCHESTR8_DIRS")
+            .env("ORCHESTR8_LOG", "error")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(io(format!("start {} serve", binary.display())))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(BenchError::Mcp("the server's stdio was not piped".into()));
+        };
+        // A reader thread, so a server that stops answering is a timeout, not a hang.
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut client = McpClient {
+            child,
+            stdin,
+            lines,
+            next_id: 0,
+        };
+        client.request(
+            "initialize",
+            json!({
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": { "name": "orchestr8-bench", "version": env!("CARGO_PKG_VERSION") }
+            }),
+            MCP_OPEN_TIMEOUT,
+        )?;
+        client.send(&json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }))?;
+        Ok(client)
+    }
+
+    /// One `discover_agents` call; returns the time from writing the request to reading its
+    /// answer.
+    pub fn discover(&mut self, query: &str) -> Result<Duration, BenchError> {
+        let started = Instant::now();
+        self.request(
+            "tools/call",
+            json!({ "name": "discover_agents", "arguments": { "query": query } }),
+            MCP_CALL_TIMEOUT,
+        )?;
+        Ok(started.elapsed())
+    }
+
+    fn send(&mut self, message: &Value) -> Result<(), BenchError> {
+        let mut line = message.to_string();
+        line.push('\n');
+        self.stdin
+            .write_all(line.as_bytes())
+            .and_then(|_| self.stdin.flush())
+            .map_err(io("write to the MCP server"))
+    }
+
+    fn request(
+        &mut self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, BenchError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }))?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).map_err(|e| {
+                BenchError::Mcp(match e {
+                    mpsc::RecvTimeoutError::Timeout => {
+                        format!("no answer to `{method}` within {} s", timeout.as_secs())
+                    }
+                    mpsc::RecvTimeoutError::Disconnected => {
+                        format!("the server exited before answering `{method}`")
+                    }
+                })
+            })?;
+            let Ok(message) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if message.get("id").and_then(Value::as_u64) != Some(id) {
+                continue; // a notification or a request from the server
+            }
+            if let Some(error) = message.get("error") {
+                return Err(BenchError::Mcp(format!("`{method}` failed: {error}")));
+            }
+            return Ok(message.get("result").cloned().unwrap_or(Value::Null));
+        }
+    }
+}
+
+impl Drop for McpClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The human-readable report: one compact block per size.
+pub fn render(report: &Report) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "orchestr8 bench: seed {}, {} queries per class, {} threads, vocabulary {} words ({} tokens)",
+        report.seed,
+        report.queries_per_class,
+        report.threads,
+        report.vocabulary_words,
+        report.vocabulary_tokens
+    );
+    for s in &report.sizes {
+        let _ = writeln!(
+            out,
+            "\n== {} files ({:.1} MB): {} definitions served, {} diagnostics ({} copies, {} broken)",
+            s.count,
+            s.synth.bytes as f64 / 1e6,
+            s.definitions,
+            s.diagnostics,
+            s.synth.copies,
+            s.synth.expected_diagnostics()
+        );
+        let rss = s.peak_rss_mb.map_or("n/a".into(), |m| {
+            format!("{m:.0} MB{}", if s.peak_rss_reset { "" } else { "*" })
+        });
+        let _ = writeln!(
+            out,
+            "build {:.2} s ({:.0} files/s)   reopen to first answer {:.1} ms{}   index {:.1} MB   peak RSS {rss}",
+            s.build_s,
+            s.files_per_s,
+            s.reopen_ms,
+            if s.reopen_parsed > 0 {
+                format!(" (re-read {} files!)", s.reopen_parsed)
+            } else {
+                String::new()
+            },
+            s.index_mb,
+        );
+        let _ = writeln!(
+            out,
+            "{:<16} {:>8} {:>8} {:>8} {:>8}",
+            "query ms", "p50", "p95", "p99", "max"
+        );
+        for c in &s.queries_ms {
+            let _ = writeln!(
+                out,
+                "{:<16} {:>8.3} {:>8.3} {:>8.3} {:>8.3}{}",
+                c.class.name(),
+                c.ms.p50,
+                c.ms.p95,
+                c.ms.p99,
+                c.ms.max,
+                if c.empty > 0 {
+                    format!("  ({} of {} empty)", c.empty, c.ms.n)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        for (label, l) in [
+            ("load us cold", &s.load_cold_us),
+            ("load us cached", &s.load_cached_us),
+        ] {
+            let _ = writeln!(
+                out,
+                "{label:<16} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
+                l.p50, l.p95, l.p99, l.max
+            );
+        }
+        let _ = writeln!(
+            out,
+            "naive scan of descriptions, sentence p50 {:.3} ms: the engine is {:.1}x faster",
+            s.naive_sentence_ms.p50, s.speedup_sentence
+        );
+        if let Some(m) = &s.mcp_round_trip_ms {
+            let _ = writeln!(
+                out,
+                "MCP discover_agents round trip ({} calls): p50 {:.3} ms, p95 {:.3} ms",
+                m.n, m.p50, m.p95
+            );
+        }
+    }
+    if report.sizes.iter().any(|s| !s.peak_rss_reset) {
+        let _ = writeln!(
+            out,
+            "\n* the peak could not be reset between sizes: it includes earlier sizes and synth"
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let mut samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        samples.reverse();
+        let l = Latency::of(&mut samples, 1e3);
+        assert_eq!(
+            (l.n, l.p50, l.p95, l.p99, l.max),
+            (100, 50.0, 95.0, 99.0, 100.0)
+        );
+        assert_eq!(Latency::of(&mut [], 1e3).n, 0);
+    }
+
+    #[test]
+    fn naive_scan_counts_descriptions_with_a_query_word() {
+        let descriptions = vec![
+            "reviews rust code".to_string(),
+            "designs kubernetes clusters".to_string(),
+            "rust and kubernetes".to_string(),
+        ];
+        assert_eq!(naive_scan(&descriptions, "Rust"), 2);
+        assert_eq!(naive_scan(&descriptions, "terraform"), 0);
+    }
+
+    #[test]
+    fn probes_are_deterministic_and_of_the_requested_shape() {
+        let home = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let vocabulary = Vocabulary::from_roots(&[home.join("agents")]).expect("vocabulary");
+        for class in Class::ALL {
+            let a = probes(&vocabulary, class, 20, 5);
+            let b = probes(&vocabulary, class, 20, 5);
+            let texts = |p: &[Probe]| p.iter().map(|p| p.text().to_string()).collect::<Vec<_>>();
+            assert_eq!(texts(&a), texts(&b), "{class:?}");
+            let words = a[0].text().split_whitespace().count();
+            match class {
+                Class::Kw2 | Class::Typo => assert_eq!(words, 2, "{class:?}"),
+                Class::Sentence => assert_eq!(words, 12),
+                Class::Brief70 => assert_eq!(words, 70),
+                Class::CapabilityText => assert_eq!(words, 4),
+                Class::RoleFilter => assert_eq!(words, 0),
+                Class::RoleChain => assert_eq!(words, 1),
+            }
+        }
+    }
+}
