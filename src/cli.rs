@@ -79,8 +79,13 @@ enum Command {
     Validate,
     /// Build or refresh the persisted index.
     Index,
-    /// Serve MCP over stdio: JSON-RPC on stdin/stdout, logs on stderr.
-    Serve,
+    /// Serve MCP over stdio (JSON-RPC on stdin/stdout, logs on stderr), or over HTTP.
+    Serve {
+        /// Serve Streamable HTTP at http://ADDR/mcp instead, e.g. 127.0.0.1:8080 (port 0 picks
+        /// a free one; the address is logged on stderr).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+    },
     /// Search-quality metrics over a judged query file.
     Eval {
         #[arg(long, value_name = "FILE")]
@@ -226,12 +231,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         _ => {}
     }
-    if let Command::Serve = args.command {
+    if let Command::Serve { http } = args.command {
         let library = orchestr8::live::Library::open(config)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        runtime.block_on(orchestr8::mcp::serve_stdio(library))?;
+        match http {
+            None => runtime.block_on(orchestr8::mcp::serve_stdio(library))?,
+            Some(addr) => runtime.block_on(orchestr8::mcp::serve_http(library, addr))?,
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let engine = Engine::open(&config)?;
@@ -424,7 +432,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 )?;
             }
         }
-        Command::Serve => unreachable!("served above"),
+        Command::Serve { .. } => unreachable!("served above"),
         Command::Synth { .. } | Command::Bench { .. } => unreachable!("run above"),
         Command::Eval { queries } => {
             let text = std::fs::read_to_string(&queries)

@@ -91,6 +91,33 @@ pub async fn serve_stdio(library: Arc<Library>) -> Result<(), std::io::Error> {
     Ok(())
 }
 
+/// Serves MCP over Streamable HTTP at `http://ADDR/mcp` until interrupted. rmcp's
+/// DNS-rebinding protection stays on: requests must name a loopback host, so a web page the user
+/// visits cannot drive the server through their browser.
+pub async fn serve_http(
+    library: Arc<Library>,
+    addr: std::net::SocketAddr,
+) -> Result<(), std::io::Error> {
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+    };
+    let _watching = library.watch().map_err(std::io::Error::other)?;
+    let service = StreamableHttpService::new(
+        move || Ok(Server::new(Arc::clone(&library))),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default(),
+    );
+    let router = axum::Router::new().nest_service("/mcp", service);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tracing::warn!(url = %format!("http://{bound}/mcp"), "serving MCP over HTTP");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+}
+
 /// The server instructions: what can be delegated, in about 300 tokens, without any
 /// definition's text.
 fn roster(engine: &Engine) -> String {

@@ -6,15 +6,17 @@ import json
 import subprocess
 
 import pytest
-from mcp import Client, StdioServerParameters
+import urllib.error
+import urllib.request
+
+from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 MODES = ["legacy", "auto"]
 
 
-def client(library, mode):
-    params = StdioServerParameters(command=library["bin"], args=library["args"], env=library["env"])
-    return Client(params, mode=mode, read_timeout_seconds=60)
+def client(server, mode):
+    return Client(server, mode=mode, read_timeout_seconds=60)
 
 
 def run(coro):
@@ -36,9 +38,9 @@ async def call_error(c, name, arguments) -> str:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_lists_everything(library, mode):
+def test_lists_everything(server, mode):
     async def session():
-        async with client(library, mode) as c:
+        async with client(server, mode) as c:
             tools = {t.name: t for t in (await c.list_tools()).tools}
             assert set(tools) == {
                 "discover_agents",
@@ -65,9 +67,9 @@ def test_lists_everything(library, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_every_tool_answers_with_names(library, mode):
+def test_every_tool_answers_with_names(server, mode):
     async def session():
-        async with client(library, mode) as c:
+        async with client(server, mode) as c:
             r = await c.call_tool("discover_agents", {"query": "elastisearch cluster keeps going red"})
             assert not r.is_error
             assert r.structured_content["results"][0]["name"] == "elasticsearch-operator"
@@ -95,9 +97,9 @@ def test_every_tool_answers_with_names(library, mode):
     run(session())
 
 
-def test_max_tokens_trims_whole_entries(library):
+def test_max_tokens_trims_whole_entries(server):
     async def session():
-        async with client(library, "legacy") as c:
+        async with client(server, "legacy") as c:
             r = await c.call_tool("discover_agents", {"query": "review code, design a backend, write terraform", "limit": 10, "max_tokens": 60})
             data = r.structured_content
             assert len(data["results"]) >= 1
@@ -108,9 +110,9 @@ def test_max_tokens_trims_whole_entries(library):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_reads_every_kind_of_resource(library, mode):
+def test_reads_every_kind_of_resource(server, mode):
     async def session():
-        async with client(library, mode) as c:
+        async with client(server, mode) as c:
             async def read(uri):
                 contents = (await c.read_resource(uri)).contents
                 assert len(contents) == 1
@@ -131,9 +133,9 @@ def test_reads_every_kind_of_resource(library, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_prompts_substitute_arguments(library, mode):
+def test_prompts_substitute_arguments(server, mode):
     async def session():
-        async with client(library, mode) as c:
+        async with client(server, mode) as c:
             p = await c.get_prompt("fix-bug", {"issue-number": "1234"})
             text = p.messages[0].content.text
             assert "Fix issue 1234: reproduce it" in text
@@ -145,11 +147,11 @@ def test_prompts_substitute_arguments(library, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_completions_for_names_roles_and_capabilities(library, mode):
+def test_completions_for_names_roles_and_capabilities(server, mode):
     from mcp.types import ResourceTemplateReference
 
     async def session():
-        async with client(library, mode) as c:
+        async with client(server, mode) as c:
             async def complete(uri, name, value):
                 result = await c.complete(ResourceTemplateReference(type="ref/resource", uri=uri), {"name": name, "value": value})
                 return result.completion.values
@@ -162,9 +164,9 @@ def test_completions_for_names_roles_and_capabilities(library, mode):
     run(session())
 
 
-def test_bad_input_never_stops_the_server(library, outside_file):
+def test_bad_input_never_stops_the_server(server, outside_file):
     async def session():
-        async with client(library, "legacy") as c:
+        async with client(server, "legacy") as c:
             async def still_fine():
                 r = await c.call_tool("get_agent_definition", {"name": "code-reviewer"})
                 assert not r.is_error and r.structured_content["name"] == "code-reviewer"
@@ -198,9 +200,9 @@ def test_bad_input_never_stops_the_server(library, outside_file):
     run(session())
 
 
-def test_tools_list_and_instructions_are_small_and_portable(library):
+def test_tools_list_and_instructions_are_small_and_portable(server):
     async def session():
-        async with client(library, "legacy") as c:
+        async with client(server, "legacy") as c:
             tools = (await c.list_tools()).tools
             payload = json.dumps([t.model_dump(mode="json", exclude_none=True, by_alias=True) for t in tools])
             size = len(payload) + len(c.instructions or "")
@@ -237,3 +239,14 @@ def test_stdout_carries_only_json_rpc(library):
         answered.add(message.get("id"))
     assert {1, 2, 3, 4, 5, 6} <= answered
     assert "request" in done.stderr  # the logs went to stderr
+
+
+def test_http_refuses_other_hosts(http_url):
+    """DNS-rebinding protection: a request naming a non-loopback Host is refused."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "evil", "version": "0"}}}).encode()
+    request = urllib.request.Request(http_url, data=body, method="POST", headers={
+        "Host": "evil.example", "Content-Type": "application/json", "Accept": "application/json, text/event-stream"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert 400 <= refused.value.code < 500
