@@ -129,7 +129,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     match error.downcast_ref::<EngineError>() {
         Some(
             EngineError::Root { .. }
-            | EngineError::Plan(PlanError::Empty)
+            | EngineError::Plan(PlanError::Empty | PlanError::TooLong { .. })
             | EngineError::BadName(_),
         ) => 2,
         _ => 1,

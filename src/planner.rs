@@ -100,11 +100,19 @@ pub struct SearchResult {
 pub enum PlanError {
     #[error("nothing to search for: give a query, a filter, or both")]
     Empty,
+    #[error(
+        "the query is {chars} characters long; keep it under {MAX_QUERY_CHARS} (a task brief, not a document)"
+    )]
+    TooLong { chars: usize },
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Text(#[from] TextError),
 }
+
+/// Longer requests are refused: a brief is a few hundred characters, and analysing megabytes
+/// of text would stall every other request.
+pub const MAX_QUERY_CHARS: usize = 10_000;
 
 /// Filters matching at most this many definitions are run first when they are also more
 /// selective than the text; a term-set restriction of this size costs well under a millisecond.
@@ -117,6 +125,10 @@ pub(crate) fn run(
     query: &Query,
 ) -> Result<SearchResult, PlanError> {
     let started = Instant::now();
+    let chars = query.text.chars().count();
+    if chars > MAX_QUERY_CHARS {
+        return Err(PlanError::TooLong { chars });
+    }
     let analyzed = text.analyze(&query.text);
     let has_text = !query.text.trim().is_empty();
     if !has_text && query.filters.is_empty() {

@@ -36,6 +36,13 @@ const BOOSTS: [(FieldName, f32); 7] = [
     (FieldName::Body, 1.0),
 ];
 
+/// At most this many distinct stems of a query are searched for: a 70-word brief has about 50,
+/// and every extra term costs a posting-list walk.
+const MAX_QUERY_TERMS: usize = 64;
+
+/// At most this many unknown words are corrected per query; each costs a vocabulary scan.
+const MAX_CORRECTIONS: usize = 8;
+
 /// A corrected term scores this share of an exact one: the user may have meant something else.
 const CORRECTION_WEIGHT: f32 = 0.7;
 
@@ -346,7 +353,7 @@ impl TextIndex {
             words: tokens(&self.word_analyzer, text),
             ..Default::default()
         };
-        for stem in self.stems(text) {
+        for stem in self.stems(text).into_iter().take(MAX_QUERY_TERMS) {
             let df: u64 = self
                 .fields
                 .iter()
@@ -361,6 +368,9 @@ impl TextIndex {
             if df > 0 {
                 out.max_doc_freq = out.max_doc_freq.max(df);
                 out.stems.push(stem);
+                continue;
+            }
+            if out.corrections.len() >= MAX_CORRECTIONS {
                 continue;
             }
             let near = self.nearest_terms(&stem);
