@@ -57,6 +57,7 @@ fn config(library: &Path, index: &Path) -> Config {
         roots: vec![library.to_path_buf()],
         index_dir: Some(index.to_path_buf()),
         progress: false,
+        embedder: None,
     }
 }
 

@@ -69,6 +69,7 @@ pub enum Class {
     /// No text, a role filter: "every agent for this role".
     RoleFilter,
     /// A capability filter plus four words.
+    #[serde(rename = "capability+text")]
     CapabilityText,
     /// `Engine::resolve_role`: a role's primary and its fallback chain.
     RoleChain,
@@ -226,10 +227,16 @@ pub struct SizeReport {
     pub load_cold_us: Latency,
     /// The same names loaded again, three times over.
     pub load_cached_us: Latency,
-    /// VmHWM of this process over the build and measurements of this size; `None` off Linux.
+    /// VmHWM of this process over the build and measurements of this size (the larger of the
+    /// two below); `None` off Linux.
     pub peak_rss_mb: Option<f64>,
-    /// Whether the peak could be reset before this size's build (else it includes earlier
-    /// sizes and the synth step).
+    /// The peak during the build alone: parsing, tantivy's writer, DuckDB's bulk load.
+    pub peak_rss_build_mb: Option<f64>,
+    /// The peak from the reopen to the end of the loads and queries: what a serving process
+    /// needs (mapped index pages it touched included).
+    pub peak_rss_serve_mb: Option<f64>,
+    /// Whether the peak could be reset before the build and again before the reopen (else the
+    /// figures include earlier sizes and the synth step).
     pub peak_rss_reset: bool,
     /// Bytes under the index directory (DuckDB file, tantivy segments, anything else kept).
     pub index_mb: f64,
@@ -240,6 +247,9 @@ pub struct SizeReport {
     pub speedup_sentence: f64,
     /// `tools/call discover_agents` over stdio to a `serve` child, one after another.
     pub mcp_round_trip_ms: Option<Latency>,
+    /// The `serve` child's own peak RSS after those calls: a real serving process, without the
+    /// heap this process kept from the build.
+    pub mcp_server_peak_rss_mb: Option<f64>,
 }
 
 /// One `orchestr8 bench` run.
@@ -324,6 +334,7 @@ fn run_size(
         roots: vec![library.clone()],
         index_dir: Some(index.clone()),
         progress: false,
+        embedder: None,
     };
     progress(&format!("{count}: building the index"));
     let started = Instant::now();
@@ -332,6 +343,8 @@ fn run_size(
     let definitions = engine.stats().definitions;
     let diagnostics = engine.diagnostics().len();
     drop(engine);
+    let peak_rss_build_mb = peak_rss_bytes().map(|b| b as f64 / 1e6);
+    let peak_rss_reset = peak_rss_reset && reset_peak_rss();
 
     let sets: Vec<(Class, Vec<Probe>)> = Class::ALL
         .iter()
@@ -405,11 +418,15 @@ fn run_size(
     drop(descriptions);
     let naive_sentence_ms = Latency::of(&mut naive, 1e3);
     let engine_sentence = queries_ms[1].ms.p50;
-    let peak_rss_mb = peak_rss_bytes().map(|b| b as f64 / 1e6);
+    let peak_rss_serve_mb = peak_rss_bytes().map(|b| b as f64 / 1e6);
+    let peak_rss_mb = match (peak_rss_build_mb, peak_rss_serve_mb) {
+        (Some(build), Some(serve)) => Some(build.max(serve)),
+        (build, serve) => build.or(serve),
+    };
     let index_mb = dir_size(&index) as f64 / 1e6;
 
-    let mcp_round_trip_ms = match &options.binary {
-        None => None,
+    let (mcp_round_trip_ms, mcp_server_peak_rss_mb) = match &options.binary {
+        None => (None, None),
         Some(binary) => {
             progress(&format!("{count}: MCP round trips"));
             let mut client = McpClient::spawn(binary, &library, &index)?;
@@ -421,7 +438,8 @@ fn run_size(
             for text in texts.iter().cycle().take(MCP_CALLS) {
                 samples.push(client.discover(text)?);
             }
-            Some(Latency::of(&mut samples, 1e3))
+            let rss = client.peak_rss_bytes().map(|b| b as f64 / 1e6);
+            (Some(Latency::of(&mut samples, 1e3)), rss)
         }
     };
     drop(engine);
@@ -438,11 +456,14 @@ fn run_size(
         load_cold_us: Latency::of(&mut cold, 1e6),
         load_cached_us: Latency::of(&mut cached, 1e6),
         peak_rss_mb,
+        peak_rss_build_mb,
+        peak_rss_serve_mb,
         peak_rss_reset,
         index_mb,
         speedup_sentence: naive_sentence_ms.p50 / engine_sentence.max(1e-9),
         naive_sentence_ms,
         mcp_round_trip_ms,
+        mcp_server_peak_rss_mb,
         synth,
     })
 }
@@ -485,7 +506,11 @@ pub fn reset_peak_rss() -> bool {
 
 /// This process's peak resident set (VmHWM), Linux only.
 pub fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    peak_rss_of("self")
+}
+
+fn peak_rss_of(process: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
@@ -516,11 +541,15 @@ pub struct McpClient {
 }
 
 impl McpClient {
-    /// Starts `binary serve --dir library` with its index in `index_dir` (so it reopens the
-    /// index the bench built instead of building its own) and completes the handshake.
+    /// Starts `binary serve --dir library --no-semantic` with its index in `index_dir` (so it
+    /// reopens the index the bench built instead of building its own) and completes the
+    /// handshake. BM25 alone, as the bench's own engine ranks: with the embedding model the
+    /// server would first embed every definition the bench's index lacks vectors for, and the
+    /// round trip would time another ranking than the query classes.
     pub fn spawn(binary: &Path, library: &Path, index_dir: &Path) -> Result<McpClient, BenchError> {
         let mut child = Command::new(binary)
             .arg("serve")
+            .arg("--no-semantic")
             .arg("--dir")
             .arg(library)
             .env("ORCHESTR8_INDEX_DIR", index_dir)
@@ -575,6 +604,11 @@ impl McpClient {
             MCP_CALL_TIMEOUT,
         )?;
         Ok(started.elapsed())
+    }
+
+    /// The server process's peak resident set (VmHWM), Linux only.
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        peak_rss_of(&self.child.id().to_string())
     }
 
     fn send(&mut self, message: &Value) -> Result<(), BenchError> {
@@ -653,9 +687,14 @@ pub fn render(report: &Report) -> String {
             s.synth.copies,
             s.synth.expected_diagnostics()
         );
-        let rss = s.peak_rss_mb.map_or("n/a".into(), |m| {
-            format!("{m:.0} MB{}", if s.peak_rss_reset { "" } else { "*" })
-        });
+        let rss = match (s.peak_rss_build_mb, s.peak_rss_serve_mb) {
+            (Some(build), Some(serve)) => format!(
+                "{:.0} MB{} (build {build:.0}, serve {serve:.0})",
+                build.max(serve),
+                if s.peak_rss_reset { "" } else { "*" }
+            ),
+            _ => "n/a".into(),
+        };
         let _ = writeln!(
             out,
             "build {:.2} s ({:.0} files/s)   reopen to first answer {:.1} ms{}   index {:.1} MB   peak RSS {rss}",
@@ -708,8 +747,12 @@ pub fn render(report: &Report) -> String {
         if let Some(m) = &s.mcp_round_trip_ms {
             let _ = writeln!(
                 out,
-                "MCP discover_agents round trip ({} calls): p50 {:.3} ms, p95 {:.3} ms",
-                m.n, m.p50, m.p95
+                "MCP discover_agents round trip ({} calls): p50 {:.3} ms, p95 {:.3} ms; server peak RSS {}",
+                m.n,
+                m.p50,
+                m.p95,
+                s.mcp_server_peak_rss_mb
+                    .map_or("n/a".into(), |r| format!("{r:.0} MB"))
             );
         }
     }

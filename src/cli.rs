@@ -32,6 +32,9 @@ pub struct Args {
     /// Also serve the shipped library, after the --dir roots (which win when both define a name).
     #[arg(long, global = true)]
     shipped: bool,
+    /// Rank by BM25 alone, without the embedding model.
+    #[arg(long, global = true)]
+    no_semantic: bool,
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     json: bool,
@@ -165,14 +168,50 @@ fn config(args: &Args) -> Config {
         roots,
         index_dir,
         progress: std::io::stderr().is_terminal(),
+        embedder: embedder(args),
     }
+}
+
+/// The embedding model from `ORCHESTR8_MODEL_DIR`, else where `scripts/setup` puts it. Missing,
+/// search runs on BM25 alone and says so once.
+fn embedder(args: &Args) -> Option<std::sync::Arc<orchestr8::embed::Embedder>> {
+    if args.no_semantic {
+        return None;
+    }
+    let dir = std::env::var_os("ORCHESTR8_MODEL_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            cache_base().map(|base| {
+                base.join("orchestr8")
+                    .join("models")
+                    .join("all-minilm-l6-v2")
+            })
+        })?;
+    if !dir.join("model.safetensors").is_file() {
+        tracing::warn!(
+            model = %dir.display(),
+            "semantic search is off: the embedding model is not installed; run scripts/setup to install it"
+        );
+        return None;
+    }
+    match orchestr8::embed::Embedder::load(&dir) {
+        Ok(embedder) => Some(std::sync::Arc::new(embedder)),
+        Err(error) => {
+            tracing::warn!(%error, "semantic search is off: the embedding model could not be loaded");
+            None
+        }
+    }
+}
+
+fn cache_base() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
 }
 
 /// A per-root-set index under the user's cache directory, named by a hash of the roots.
 fn cache_dir(roots: &[PathBuf]) -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
+    let base = cache_base()?;
     let joined: Vec<String> = roots
         .iter()
         .map(|r| {
@@ -291,8 +330,28 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     if !hit.aliases.is_empty() {
                         writeln!(out, "    also as: {}", hit.aliases.join(", "))?;
                     }
+                    if explain {
+                        let rank =
+                            |r: Option<usize>| r.map_or("-".to_string(), |r| format!("#{r}"));
+                        writeln!(
+                            out,
+                            "    ranks: bm25 {}, semantic {}; matched: {}",
+                            rank(hit.ranks.bm25),
+                            rank(hit.ranks.semantic),
+                            hit.matched.join(" ")
+                        )?;
+                    }
                 }
                 if explain {
+                    writeln!(
+                        out,
+                        "\nsemantic: {}",
+                        if result.plan.semantic {
+                            "on (fused with BM25 by normalised score)"
+                        } else {
+                            "off"
+                        }
+                    )?;
                     let p = &result.plan;
                     writeln!(
                         out,
@@ -445,11 +504,34 @@ pub fn run(args: Args) -> Result<ExitCode> {
             if !unknown.is_empty() {
                 return invalid(&queries, &unknown);
             }
-            let report = eval::run(&engine, &judged)?;
+            let report = eval::run(&engine, &judged, eval::Ranking::Default)?;
+            // With the model loaded, BM25 alone is scored in the same run, for comparison.
+            let bm25 = match engine.has_semantic() {
+                true => Some(eval::run(&engine, &judged, eval::Ranking::Bm25)?),
+                false => None,
+            };
             if json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+                let mut value = serde_json::to_value(&report)?;
+                value["semantic"] = json!(engine.has_semantic());
+                if let Some(bm25) = &bm25 {
+                    value["bm25_only"] = json!({ "overall": bm25.overall, "by_tag": bm25.by_tag });
+                }
+                writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
             } else {
+                writeln!(
+                    out,
+                    "ranking: {}",
+                    if engine.has_semantic() {
+                        "BM25 fused with semantic"
+                    } else {
+                        "BM25 alone"
+                    }
+                )?;
                 render_eval(&mut out, &report)?;
+                if let Some(bm25) = &bm25 {
+                    writeln!(out, "\nranking: BM25 alone (for comparison)")?;
+                    render_eval(&mut out, bm25)?;
+                }
             }
         }
     }

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::catalog::Catalog;
 use crate::diagnostic::{Diagnostic, Severity};
+use crate::embed::{Embedder, Vectors};
 use crate::library::formats::{Location, ParsedFile};
 use crate::library::scan::{self, FoundFile};
 use crate::library::{Definition, Kind, parse_file};
@@ -30,6 +31,8 @@ pub struct Config {
     pub index_dir: Option<PathBuf>,
     /// Show a progress bar on stderr while parsing many files.
     pub progress: bool,
+    /// The sentence-embedding model; `None` searches with BM25 alone.
+    pub embedder: Option<Arc<Embedder>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +59,8 @@ pub enum EngineError {
     Text(#[from] TextError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Embed(#[from] crate::embed::EmbedError),
 }
 
 fn did_you_mean(names: &[String]) -> String {
@@ -96,6 +101,8 @@ pub struct Engine {
     text: TextIndex,
     catalog: Catalog,
     store: Store,
+    vectors: Vectors,
+    embedder: Option<Arc<Embedder>>,
     diagnostics: Vec<Diagnostic>,
     stats: RefreshStats,
 }
@@ -111,7 +118,7 @@ impl Engine {
         let roots = canonical_roots(&config.roots)?;
         let (found, walk_diagnostics) = scan::walk(&roots);
         let (registry, text, store, stats) = match &config.index_dir {
-            Some(dir) => refresh_persisted(dir, &roots, &found, config.progress)?,
+            Some(dir) => refresh_persisted(dir, &roots, &found, config)?,
             None => {
                 let registry = Registry::in_memory()?;
                 let mut text = TextIndex::open(None)?;
@@ -123,11 +130,19 @@ impl Engine {
                     &HashMap::new(),
                     config.progress,
                 )?;
+                if let Some(embedder) = &config.embedder {
+                    fill_vectors(&registry, embedder)?;
+                }
                 let store = Store::in_memory(owned.into_iter().collect(), STORE_CAPACITY);
                 (registry, text, store, stats)
             }
         };
         let (catalog, clash_diagnostics) = Catalog::new(registry.definitions()?);
+        let vectors = if config.embedder.is_some() {
+            Vectors::new(registry.vectors()?)
+        } else {
+            Vectors::default()
+        };
         let mut diagnostics = walk_diagnostics;
         diagnostics.extend(registry.diagnostics()?);
         diagnostics.extend(clash_diagnostics);
@@ -151,6 +166,8 @@ impl Engine {
             text,
             catalog,
             store,
+            vectors,
+            embedder: config.embedder.clone(),
             diagnostics,
             stats,
         })
@@ -174,9 +191,28 @@ impl Engine {
         self.catalog.served()
     }
 
-    /// Ranked definitions for a request.
+    /// Ranked definitions for a request: BM25 fused with semantic similarity when the
+    /// embedding model is loaded.
     pub fn search(&self, query: &Query) -> Result<SearchResult, EngineError> {
+        let semantic = self.embedder.as_deref().map(|e| (e, &self.vectors));
         Ok(planner::run(
+            semantic,
+            &self.text,
+            &self.registry,
+            &self.catalog,
+            query,
+        )?)
+    }
+
+    /// Whether searches fuse semantic similarity with BM25.
+    pub fn has_semantic(&self) -> bool {
+        self.embedder.is_some() && !self.vectors.is_empty()
+    }
+
+    /// Ranked definitions by BM25 alone, for comparison.
+    pub fn search_bm25(&self, query: &Query) -> Result<SearchResult, EngineError> {
+        Ok(planner::run(
+            None,
             &self.text,
             &self.registry,
             &self.catalog,
@@ -480,7 +516,7 @@ fn refresh_persisted(
     dir: &Path,
     roots: &[PathBuf],
     found: &[FoundFile],
-    progress: bool,
+    config: &Config,
 ) -> Result<(Registry, TextIndex, Store, RefreshStats), EngineError> {
     let io = |source| EngineError::IndexDir {
         path: dir.to_path_buf(),
@@ -511,8 +547,11 @@ fn refresh_persisted(
         Some(&paths.texts),
         found,
         &manifest,
-        progress,
+        config.progress,
     )?;
+    if let Some(embedder) = &config.embedder {
+        fill_vectors(&registry, embedder)?;
+    }
     registry.set_schema_version()?;
     let segments = registry.segments()?;
     drop(registry);
@@ -598,6 +637,26 @@ fn open_persisted(paths: &IndexPaths, roots: &[PathBuf]) -> Result<(Registry, Te
         return Err(format!("text segment {missing} is missing"));
     }
     Ok((registry, text))
+}
+
+/// Embeds the definitions that have no vector yet (new or changed files, or all of them when
+/// the model was installed after the index was built).
+fn fill_vectors(registry: &Registry, embedder: &Embedder) -> Result<(), EngineError> {
+    let missing: HashSet<u64> = registry.missing_vectors()?.into_iter().collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let definitions: Vec<Definition> = registry
+        .definitions()?
+        .into_iter()
+        .filter(|d| missing.contains(&d.key))
+        .collect();
+    let texts: Vec<String> = definitions.iter().map(crate::embed::routing_text).collect();
+    let vectors = embedder.documents(&texts)?;
+    let rows: Vec<(u64, Vec<f32>)> = definitions.iter().map(|d| d.key).zip(vectors).collect();
+    registry.put_vectors(&rows)?;
+    tracing::debug!(embedded = rows.len(), "definition vectors computed");
+    Ok(())
 }
 
 /// Files parsed per batch: bounds the bytes and body texts held in memory at once.

@@ -128,17 +128,33 @@ pub fn unknown_names(engine: &Engine, judged: &[Judged]) -> Vec<String> {
 }
 
 /// Runs every query (top 10) and scores it.
-pub fn run(engine: &Engine, judged: &[Judged]) -> Result<Report, EngineError> {
+/// Which ranking to score.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ranking {
+    /// What `search` does: BM25 fused with semantic similarity when the model is loaded.
+    Default,
+    /// BM25 alone.
+    Bm25,
+}
+
+pub fn run(engine: &Engine, judged: &[Judged], ranking: Ranking) -> Result<Report, EngineError> {
     let mut per_query = Vec::new();
     let mut scored: Vec<(Metrics, &Judged)> = Vec::new();
     let mut latencies = Vec::new();
     for j in judged {
         let started = Instant::now();
-        let result = engine.search(&Query {
-            text: j.query.clone(),
-            filters: Filters::default(),
-            limit: 10,
-        })?;
+        let search = match ranking {
+            Ranking::Default => Engine::search,
+            Ranking::Bm25 => Engine::search_bm25,
+        };
+        let result = search(
+            engine,
+            &Query {
+                text: j.query.clone(),
+                filters: Filters::default(),
+                limit: 10,
+            },
+        )?;
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
         let mut ranked: Vec<String> = Vec::new();
         for hit in result.results {

@@ -4,8 +4,12 @@
 pub mod bench;
 mod catalog;
 pub mod diagnostic;
+pub mod embed;
 pub mod engine;
 pub mod eval;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod library;
 pub mod live;
 pub mod mcp;

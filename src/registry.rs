@@ -21,6 +21,7 @@ use crate::store::TextLocation;
 pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 const TABLES: &[&str] = &[
+    "vectors",
     "meta",
     "files",
     "definitions",
@@ -43,6 +44,7 @@ CREATE TABLE IF NOT EXISTS capabilities (key UBIGINT, capability TEXT);
 CREATE TABLE IF NOT EXISTS tags (key UBIGINT, tag TEXT);
 CREATE TABLE IF NOT EXISTS fallbacks (key UBIGINT, position INTEGER, fallback TEXT);
 CREATE TABLE IF NOT EXISTS aliases (name TEXT, alias TEXT);
+CREATE TABLE IF NOT EXISTS vectors (key UBIGINT, v BLOB);
 CREATE TABLE IF NOT EXISTS diagnostics (path TEXT, line UBIGINT, severity TEXT, message TEXT);
 ";
 
@@ -150,7 +152,13 @@ impl Registry {
         for path in &changes.removed {
             let key = crate::library::key_of(path);
             let text = path.to_string_lossy();
-            for table in ["definitions", "capabilities", "tags", "fallbacks"] {
+            for table in [
+                "definitions",
+                "capabilities",
+                "tags",
+                "fallbacks",
+                "vectors",
+            ] {
                 tx.execute(&format!("DELETE FROM {table} WHERE key = ?"), params![key])?;
             }
             tx.execute("DELETE FROM diagnostics WHERE path = ?", params![text])?;
@@ -312,6 +320,46 @@ impl Registry {
                 severity: Severity::parse(&r.get::<_, String>(2)?),
                 message: r.get(3)?,
             })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Keys of definitions that have no vector yet.
+    pub fn missing_vectors(&self) -> Result<Vec<u64>, RegistryError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT key FROM definitions WHERE key NOT IN (SELECT key FROM vectors) ORDER BY key",
+        )?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Stores definition vectors (little-endian f32).
+    pub fn put_vectors(&self, rows: &[(u64, Vec<f32>)]) -> Result<(), RegistryError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut app = tx.appender("vectors")?;
+            for (key, vector) in rows {
+                let bytes: Vec<u8> = vector.iter().flat_map(|f| f.to_le_bytes()).collect();
+                app.append_row(params![key, bytes])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every stored definition vector.
+    pub fn vectors(&self) -> Result<Vec<(u64, Vec<f32>)>, RegistryError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT key, v FROM vectors")?;
+        let rows = stmt.query_map([], |r| {
+            let bytes: Vec<u8> = r.get(1)?;
+            let vector = bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            Ok((r.get(0)?, vector))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

@@ -41,6 +41,9 @@ const CATEGORIES: usize = 20;
 /// name fallbacks without depending on the count (a fallback that was not written is simply
 /// not installed, which the engine handles).
 const MIN_NAMES: usize = 64;
+/// The first definitions, which have too few predecessors to fall back to, fall back among
+/// themselves.
+const FALLBACK_CORE: usize = 4;
 
 /// Independent random streams per definition: changing how one part is drawn must not shift
 /// the others.
@@ -694,15 +697,20 @@ fn content(vocabulary: &Vocabulary, seed: u64, index: usize) -> Content {
             capabilities.push(c);
         }
     }
-    // Fallbacks point at earlier definitions (or the first MIN_NAMES), never at the count.
+    // Fallbacks lead from specialists to more general agents, as in real libraries
+    // (`cloud-cost-analyst` -> `cloud-architect`): here to earlier definitions, the earliest
+    // most often (a log-uniform draw), so chains are short and end in a shared core instead of
+    // spanning the library, and never depend on the count. The first few point among
+    // themselves.
     let mut fallbacks = Vec::new();
-    let span = index.max(MIN_NAMES);
+    let span = index.max(FALLBACK_CORE);
     let wanted = rng.usize(2..=3);
-    for _ in 0..wanted * 4 {
+    for _ in 0..wanted * 8 {
         if fallbacks.len() == wanted {
             break;
         }
-        let f = rng.usize(..span);
+        let scale = rng.u32(..=usize::BITS - span.leading_zeros());
+        let f = rng.usize(..1usize.checked_shl(scale).unwrap_or(span).clamp(1, span));
         if f != index && !fallbacks.contains(&f) {
             fallbacks.push(f);
         }
@@ -1112,6 +1120,7 @@ mod tests {
             roots: vec![out],
             index_dir: None,
             progress: false,
+            embedder: None,
         })
         .expect("open");
         assert_eq!(engine.stats().files, 1500);

@@ -10,6 +10,7 @@ fn open(roots: &[&Path]) -> Engine {
         roots: roots.iter().map(|r| r.to_path_buf()).collect(),
         index_dir: None,
         progress: false,
+        embedder: None,
     };
     Engine::open(&config).expect("a hostile library still opens")
 }

@@ -25,6 +25,7 @@ fn shipped() -> Engine {
         roots,
         index_dir: None,
         progress: false,
+        embedder: None,
     })
     .expect("the shipped library opens")
 }

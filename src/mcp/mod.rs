@@ -3,9 +3,9 @@
 //! capabilities, and a compact roster in the server instructions. Nothing here is written to
 //! stdout but JSON-RPC; logs go to stderr through tracing.
 
-mod prompts;
-mod resources;
-mod tools;
+pub(crate) mod prompts;
+pub(crate) mod resources;
+pub(crate) mod tools;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

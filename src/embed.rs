@@ -1,0 +1,264 @@
+//! Sentence embeddings for semantic search: all-MiniLM-L6-v2 (384 dimensions) run in-process
+//! with candle, from the weights `scripts/setup` unpacks from PyPI. Nothing is downloaded at
+//! run time; without the model folder search is BM25 alone.
+//!
+//! Texts are mean-pooled over real tokens and L2-normalised, so a dot product is the cosine.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use quick_cache::sync::Cache;
+use tokenizers::{Tokenizer, TruncationParams};
+
+pub const DIMENSIONS: usize = 384;
+
+/// Definitions are embedded from their routing text only (name, description, use-when), cut
+/// here: the first sentences carry what an agent is for, and attention cost grows with length.
+const DEFINITION_TOKENS: usize = 128;
+/// A query may be a 70-word brief: keep all of it.
+const QUERY_TOKENS: usize = 256;
+/// Texts embedded per forward pass when indexing, sorted by length so padding stays small.
+const BATCH: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error("embedding model in {dir}: {message}")]
+    Load { dir: String, message: String },
+    #[error("embedding: {0}")]
+    Run(String),
+}
+
+fn run_error(e: impl std::fmt::Display) -> EmbedError {
+    EmbedError::Run(e.to_string())
+}
+
+pub struct Embedder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    queries: Cache<String, Arc<Vec<f32>>>,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Embedder(all-MiniLM-L6-v2)")
+    }
+}
+
+impl Embedder {
+    /// Loads the model from `dir` (`config.json`, `tokenizer.json`, `model.safetensors`).
+    pub fn load(dir: &Path) -> Result<Embedder, EmbedError> {
+        let fail = |message: String| EmbedError::Load {
+            dir: dir.display().to_string(),
+            message,
+        };
+        let config =
+            std::fs::read_to_string(dir.join("config.json")).map_err(|e| fail(e.to_string()))?;
+        let config: Config = serde_json::from_str(&config).map_err(|e| fail(e.to_string()))?;
+        let mut tokenizer =
+            Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| fail(e.to_string()))?;
+        // The shipped tokenizer.json pads every text to 128 tokens; pooling must see real
+        // tokens only, and padding a 5-word query costs five times the work.
+        tokenizer.with_padding(None);
+        // SAFETY: the weights file is mapped read-only and belongs to the model folder that
+        // scripts/setup wrote; nothing rewrites it while a process runs.
+        let weights = unsafe {
+            VarBuilder::from_mmaped_safetensors(
+                &[dir.join("model.safetensors")],
+                DType::F32,
+                &Device::Cpu,
+            )
+        }
+        .map_err(|e| fail(e.to_string()))?;
+        let model = BertModel::load(weights, &config).map_err(|e| fail(e.to_string()))?;
+        Ok(Embedder {
+            model,
+            tokenizer,
+            queries: Cache::new(4096),
+        })
+    }
+
+    /// The vector of a query, cached: orchestrators repeat themselves.
+    pub fn query(&self, text: &str) -> Result<Arc<Vec<f32>>, EmbedError> {
+        if let Some(v) = self.queries.get(text) {
+            return Ok(v);
+        }
+        let mut vectors = self.embed(&[text], QUERY_TOKENS)?;
+        let v = Arc::new(
+            vectors
+                .pop()
+                .ok_or_else(|| EmbedError::Run("no vector".into()))?,
+        );
+        self.queries.insert(text.to_string(), Arc::clone(&v));
+        Ok(v)
+    }
+
+    /// Vectors of definition texts, in input order.
+    pub fn documents(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut out = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(BATCH) {
+            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
+            for (&i, v) in chunk.iter().zip(self.embed(&batch, DEFINITION_TOKENS)?) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    fn embed(&self, texts: &[&str], max_tokens: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut tokenizer = self.tokenizer.clone();
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: max_tokens,
+                ..Default::default()
+            }))
+            .map_err(run_error)?;
+        let encodings = tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(run_error)?;
+        let (n, len) = (
+            encodings.len(),
+            encodings.iter().map(|e| e.len()).max().unwrap_or(0).max(1),
+        );
+        let (mut ids, mut mask) = (vec![0u32; n * len], vec![0u32; n * len]);
+        for (i, e) in encodings.iter().enumerate() {
+            for (j, (&id, &m)) in e.get_ids().iter().zip(e.get_attention_mask()).enumerate() {
+                ids[i * len + j] = id;
+                mask[i * len + j] = m;
+            }
+        }
+        let ids = Tensor::from_vec(ids, (n, len), &Device::Cpu).map_err(run_error)?;
+        let mask = Tensor::from_vec(mask, (n, len), &Device::Cpu).map_err(run_error)?;
+        let types = ids.zeros_like().map_err(run_error)?;
+        let hidden = self
+            .model
+            .forward(&ids, &types, Some(&mask))
+            .map_err(run_error)?;
+        let weights = mask
+            .to_dtype(DType::F32)
+            .and_then(|m| m.unsqueeze(2))
+            .map_err(run_error)?;
+        let summed = hidden
+            .broadcast_mul(&weights)
+            .and_then(|h| h.sum(1))
+            .map_err(run_error)?;
+        let counts = weights
+            .sum(1)
+            .and_then(|c| c.clamp(1e-9, f32::MAX))
+            .map_err(run_error)?;
+        let mean = summed.broadcast_div(&counts).map_err(run_error)?;
+        let norm = mean
+            .sqr()
+            .and_then(|s| s.sum_keepdim(1))
+            .and_then(|s| s.sqrt())
+            .and_then(|s| s.clamp(1e-12, f32::MAX))
+            .map_err(run_error)?;
+        mean.broadcast_div(&norm)
+            .and_then(|v| v.to_vec2::<f32>())
+            .map_err(run_error)
+    }
+}
+
+/// What a definition is embedded from: its name in words, its description without
+/// `<example>` blocks, and its use-when scenarios.
+pub(crate) fn routing_text(d: &crate::library::Definition) -> String {
+    let mut text = d.name.replace(['-', '_'], " ");
+    text.push_str(". ");
+    text.push_str(&crate::library::one_line(&d.description, 600));
+    for scenario in d.use_when.iter().take(5) {
+        text.push(' ');
+        text.push_str(scenario);
+    }
+    text
+}
+
+/// Definition vectors held for search: brute-force dot products over a flat matrix. At 100k
+/// definitions that is 38M multiply-adds, a few milliseconds; restricted to a filter's keys it
+/// is proportionally less.
+#[derive(Default)]
+pub(crate) struct Vectors {
+    keys: Vec<u64>,
+    data: Vec<f32>,
+    position: std::collections::HashMap<u64, usize>,
+}
+
+impl Vectors {
+    pub fn new(rows: Vec<(u64, Vec<f32>)>) -> Vectors {
+        let mut v = Vectors::default();
+        for (key, vector) in rows.into_iter().filter(|(_, v)| v.len() == DIMENSIONS) {
+            v.position.insert(key, v.keys.len());
+            v.keys.push(key);
+            v.data.extend_from_slice(&vector);
+        }
+        v
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The `limit` nearest definitions to `query`, best first; with `only`, among those keys.
+    pub fn nearest(&self, query: &[f32], only: Option<&[u64]>, limit: usize) -> Vec<(u64, f32)> {
+        let score = |row: usize| -> f32 {
+            self.data[row * DIMENSIONS..(row + 1) * DIMENSIONS]
+                .iter()
+                .zip(query)
+                .map(|(a, b)| a * b)
+                .sum()
+        };
+        let mut scored: Vec<(u64, f32)> = match only {
+            None => (0..self.keys.len())
+                .map(|row| (self.keys[row], score(row)))
+                .collect(),
+            Some(keys) => keys
+                .iter()
+                .filter_map(|k| self.position.get(k).map(|&row| (*k, score(row))))
+                .collect(),
+        };
+        let limit = limit.min(scored.len());
+        if limit == 0 {
+            return Vec::new();
+        }
+        scored.select_nth_unstable_by(limit - 1, |a, b| b.1.total_cmp(&a.1));
+        scored.truncate(limit);
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        scored
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Vectors;
+
+    #[test]
+    fn nearest_ranks_by_dot_product_within_a_filter() {
+        let unit = |i: usize| {
+            let mut v = vec![0.0; super::DIMENSIONS];
+            v[i] = 1.0;
+            v
+        };
+        let vectors = Vectors::new(vec![(1, unit(0)), (2, unit(1)), (3, unit(2))]);
+        let mut query = unit(1);
+        query[0] = 0.5;
+        assert_eq!(
+            vectors
+                .nearest(&query, None, 2)
+                .iter()
+                .map(|h| h.0)
+                .collect::<Vec<_>>(),
+            [2, 1]
+        );
+        assert_eq!(
+            vectors
+                .nearest(&query, Some(&[1, 3]), 5)
+                .iter()
+                .map(|h| h.0)
+                .collect::<Vec<_>>(),
+            [1, 3]
+        );
+    }
+}

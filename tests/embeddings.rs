@@ -1,0 +1,70 @@
+//! Our embeddings agree with an independent implementation of the same model: plain numpy
+//! with its own WordPiece tokenizer (`tests/fixtures/embeddings/reference.py`, whose output is
+//! `reference.json`).
+
+use std::path::{Path, PathBuf};
+
+use orchestr8::embed::{DIMENSIONS, Embedder};
+use serde_json::Value;
+
+fn model_dir() -> PathBuf {
+    let dir = std::env::var_os("ORCHESTR8_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            home.join(".cache/orchestr8/models/all-minilm-l6-v2")
+        });
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "the embedding model is missing in {}: run scripts/setup",
+        dir.display()
+    );
+    dir
+}
+
+#[test]
+fn vectors_match_an_independent_implementation() {
+    let embedder = Embedder::load(&model_dir()).expect("the model loads");
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/embeddings/reference.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for sentence in reference["sentences"].as_array().unwrap() {
+        let text = sentence["text"].as_str().unwrap();
+        let expected: Vec<f32> = sentence["vector"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(expected.len(), DIMENSIONS);
+        let ours = embedder.query(text).unwrap();
+        let cosine: f32 = ours.iter().zip(&expected).map(|(a, b)| a * b).sum::<f32>()
+            / (expected.iter().map(|b| b * b).sum::<f32>().sqrt());
+        assert!(cosine >= 0.99, "cosine {cosine} for {text:?}");
+        println!("{cosine:.6}  {text}");
+    }
+}
+
+#[test]
+fn similar_requests_are_closer_than_unrelated_ones() {
+    let embedder = Embedder::load(&model_dir()).expect("the model loads");
+    let dot = |a: &str, b: &str| -> f32 {
+        let (x, y) = (embedder.query(a).unwrap(), embedder.query(b).unwrap());
+        x.iter().zip(y.iter()).map(|(p, q)| p * q).sum()
+    };
+    let near = dot(
+        "the app freezes whenever someone scrolls the feed",
+        "find and fix performance problems and slow rendering",
+    );
+    let far = dot(
+        "the app freezes whenever someone scrolls the feed",
+        "write the quarterly tax report",
+    );
+    assert!(near > far, "{near} <= {far}");
+}
