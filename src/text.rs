@@ -430,6 +430,10 @@ impl TextIndex {
                 clauses.extend(query.words.iter().map(|w| boosted(field, w, boost)));
             }
         }
+        let searcher = self.reader.searcher();
+        // tantivy allocates room for `limit` hits up front, and `search --limit` is whatever the
+        // user typed: never ask for more hits than there are documents.
+        let limit = limit.min(usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX));
         if clauses.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
@@ -445,7 +449,6 @@ impl TextIndex {
                 ]))
             }
         };
-        let searcher = self.reader.searcher();
         let top = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
         top.into_iter()
             .map(|(score, address)| Ok((self.key_of(&searcher, address)?, score)))
@@ -461,5 +464,40 @@ impl TextIndex {
                     "document without key".into(),
                 ))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::library::formats::{Location, parse_file};
+
+    /// Found while writing the `query` fuzz target (its seed `huge-limit.txt` reproduces it):
+    /// `search --limit 18446744073709551615` made tantivy reserve a heap of that many hits and
+    /// panic (capacity overflow); `--limit 1000000000000` aborted, out of memory.
+    #[test]
+    fn a_huge_limit_is_capped_at_the_number_of_documents() {
+        let relative = Path::new("agents/quality/code-reviewer.md");
+        let path = Path::new("/lib").join(relative);
+        let parsed = parse_file(
+            &Location {
+                root: 0,
+                path: &path,
+                relative,
+            },
+            b"---\nname: code-reviewer\ndescription: Reviews pull requests\n---\nReview code.\n",
+        );
+        let (definition, body) = parsed.definition.expect("a valid agent");
+        let mut text = TextIndex::open(None).unwrap();
+        let mut writer = text.writer(1).unwrap();
+        writer.add(&definition, &body).unwrap();
+        writer.commit().unwrap();
+        text.reload().unwrap();
+        let query = text.analyze("review pull requests");
+        for limit in [usize::MAX, 1 << 40] {
+            assert_eq!(text.search(&query, None, limit).unwrap().len(), 1);
+            let only = [definition.key];
+            assert_eq!(text.search(&query, Some(&only), limit).unwrap().len(), 1);
+        }
     }
 }
