@@ -624,7 +624,9 @@ fn open_persisted(paths: &IndexPaths, roots: &[PathBuf]) -> Result<(Registry, Te
     std::fs::create_dir_all(&paths.text).map_err(|e| e.to_string())?;
     let text =
         TextIndex::open(Some(&paths.text)).map_err(|e| format!("unreadable text index ({e})"))?;
-    let definitions = registry.definitions().map_err(|e| e.to_string())?.len() as u64;
+    let definitions = registry
+        .count(&crate::planner::Filters::default())
+        .map_err(|e| e.to_string())?;
     if text.num_docs() != definitions {
         return Err(format!(
             "text index holds {} documents, registry {definitions}",
