@@ -32,7 +32,9 @@ const LIBRARY: &[(&str, &[u8])] = &[
     ),
     (
         "agents/infra/terraform-engineer.md",
-        include_bytes!("../../tests/fixtures/claude-code/categories/02-infra/terraform-engineer.md"),
+        include_bytes!(
+            "../../tests/fixtures/claude-code/categories/02-infra/terraform-engineer.md"
+        ),
     ),
     (
         "plugins/a/agents/backend-architect.md",
@@ -56,7 +58,9 @@ const LIBRARY: &[(&str, &[u8])] = &[
     ),
     (
         "skills/tools/git-bisect/references/cheatsheet.md",
-        include_bytes!("../../tests/fixtures/mixed/skills/tools/git-bisect/references/cheatsheet.md"),
+        include_bytes!(
+            "../../tests/fixtures/mixed/skills/tools/git-bisect/references/cheatsheet.md"
+        ),
     ),
     (
         "commands/fix-bug.md",
