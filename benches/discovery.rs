@@ -54,10 +54,8 @@ impl Fixture {
 
 fn config(library: &Path, index: &Path) -> Config {
     Config {
-        roots: vec![library.to_path_buf()],
         index_dir: Some(index.to_path_buf()),
-        progress: false,
-        embedder: None,
+        ..Config::new(vec![library.to_path_buf()])
     }
 }
 

@@ -331,10 +331,8 @@ fn run_size(
 
     let peak_rss_reset = reset_peak_rss();
     let config = Config {
-        roots: vec![library.clone()],
         index_dir: Some(index.clone()),
-        progress: false,
-        embedder: None,
+        ..Config::new(vec![library.clone()])
     };
     progress(&format!("{count}: building the index"));
     let started = Instant::now();

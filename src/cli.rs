@@ -38,6 +38,15 @@ pub struct Args {
     /// Print machine-readable JSON on stdout.
     #[arg(long, global = true)]
     json: bool,
+    /// Megabytes of definition text kept in memory for repeated loads (an LRU).
+    #[arg(
+        long,
+        global = true,
+        value_name = "MB",
+        env = "ORCHESTR8_CACHE_MB",
+        default_value_t = Config::DEFAULT_CACHE_BYTES >> 20
+    )]
+    cache_mb: u64,
     /// Format of the logs on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -169,6 +178,7 @@ fn config(args: &Args) -> Config {
         index_dir,
         progress: std::io::stderr().is_terminal(),
         embedder: embedder(args),
+        cache_bytes: args.cache_mb.saturating_mul(1 << 20),
     }
 }
 

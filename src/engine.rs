@@ -33,6 +33,26 @@ pub struct Config {
     pub progress: bool,
     /// The sentence-embedding model; `None` searches with BM25 alone.
     pub embedder: Option<Arc<Embedder>>,
+    /// Bytes of definition text kept in the LRU in front of the mapped segments. Beyond it the
+    /// least recently loaded texts are dropped and the next load reads its mapping again.
+    pub cache_bytes: u64,
+}
+
+impl Config {
+    /// Bytes of definition text cached by default: the whole shipped library several times
+    /// over, or about 4,000 definitions of a large one, for a few tens of MB of memory.
+    pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+
+    /// The library under `roots`, indexed in memory, BM25 only, default cache.
+    pub fn new(roots: Vec<PathBuf>) -> Config {
+        Config {
+            roots,
+            index_dir: None,
+            progress: false,
+            embedder: None,
+            cache_bytes: Config::DEFAULT_CACHE_BYTES,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,9 +127,6 @@ pub struct Engine {
     stats: RefreshStats,
 }
 
-/// Bytes of definition text kept in memory.
-const STORE_CAPACITY: u64 = 64 << 20;
-
 impl Engine {
     /// Opens the library: walks the roots, re-reads only files that changed since the persisted
     /// index was written (all of them the first time), and serves the result.
@@ -133,7 +150,7 @@ impl Engine {
                 if let Some(embedder) = &config.embedder {
                     fill_vectors(&registry, embedder)?;
                 }
-                let store = Store::in_memory(owned.into_iter().collect(), STORE_CAPACITY);
+                let store = Store::in_memory(owned.into_iter().collect(), config.cache_bytes);
                 (registry, text, store, stats)
             }
         };
@@ -556,7 +573,7 @@ fn refresh_persisted(
     let segments = registry.segments()?;
     drop(registry);
     crate::store::collect_garbage(&paths.texts, &segments);
-    let store = Store::open(&paths.texts, &segments, STORE_CAPACITY)?;
+    let store = Store::open(&paths.texts, &segments, config.cache_bytes)?;
     let copy = Registry::copy_of(&paths.registry)?;
     drop(lock);
     Ok((copy, text, store, RefreshStats { rebuilt, ..stats }))

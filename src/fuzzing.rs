@@ -63,13 +63,7 @@ pub fn open_in_memory(files: &[(&str, &[u8])]) -> Engine {
             .expect("create fuzz library directory");
         std::fs::write(&path, bytes).expect("write fuzz library file");
     }
-    let engine = Engine::open(&Config {
-        roots: vec![root.clone()],
-        index_dir: None,
-        progress: false,
-        embedder: None,
-    })
-    .expect("open the fuzz library");
+    let engine = Engine::open(&Config::new(vec![root.clone()])).expect("open the fuzz library");
     let _ = std::fs::remove_dir_all(&root);
     engine
 }

@@ -276,4 +276,29 @@ mod tests {
         collect_garbage(dir.path(), &[]);
         assert_eq!(&*store.load(1, a).unwrap(), "alpha");
     }
+
+    #[test]
+    fn the_cache_holds_at_most_its_capacity_and_loads_never_depend_on_it() {
+        let texts = ["a".repeat(600), "b".repeat(600), "c".repeat(600)];
+        let mut w = SegmentWriter::create(None, 0).unwrap();
+        let at: Vec<TextLocation> = texts
+            .iter()
+            .map(|t| w.append(t.as_bytes()).unwrap())
+            .collect();
+        let owned = w.finish().unwrap().unwrap();
+        for capacity in [0, 1_000, 1 << 20] {
+            let store = Store::in_memory(vec![owned.clone()], capacity);
+            for _ in 0..2 {
+                for (key, (text, &at)) in texts.iter().zip(&at).enumerate() {
+                    assert_eq!(&*store.load(key as u64, at).unwrap(), text.as_str());
+                }
+            }
+            assert!(store.cache.weight() <= capacity, "capacity {capacity}");
+        }
+        let roomy = Store::in_memory(vec![owned], 1 << 20);
+        for (key, &at) in at.iter().enumerate() {
+            roomy.load(key as u64, at).unwrap();
+        }
+        assert_eq!(roomy.cache.len(), 3);
+    }
 }

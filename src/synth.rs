@@ -1116,13 +1116,7 @@ mod tests {
         assert!(report.unclosed > 0 && report.unquoted_colon > 0 && report.invalid_utf8 > 0);
         assert!(report.copies > 0);
 
-        let engine = Engine::open(&Config {
-            roots: vec![out],
-            index_dir: None,
-            progress: false,
-            embedder: None,
-        })
-        .expect("open");
+        let engine = Engine::open(&Config::new(vec![out])).expect("open");
         assert_eq!(engine.stats().files, 1500);
         assert_eq!(engine.stats().definitions, report.expected_definitions());
         let diagnostics = engine.diagnostics();

@@ -249,6 +249,11 @@ fn skills_and_workflows_are_their_own_kinds() {
             .unwrap()
             .contains("Fix issue $ARGUMENTS")
     );
+    // With no cache at all every load reads its mapping again, and answers the same.
+    let uncached = s.json(&["--dir", &mixed, "--cache-mb", "0", "show", "fix-bug"]);
+    assert_eq!(uncached["text"], shown["text"]);
+    let out = s.run(&["--dir", &mixed, "--cache-mb", "lots", "show", "fix-bug"]);
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]

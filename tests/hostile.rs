@@ -6,12 +6,7 @@ use std::path::{Path, PathBuf};
 use orchestr8::{Config, Diagnostic, Engine, Filters, Query, Severity};
 
 fn open(roots: &[&Path]) -> Engine {
-    let config = Config {
-        roots: roots.iter().map(|r| r.to_path_buf()).collect(),
-        index_dir: None,
-        progress: false,
-        embedder: None,
-    };
+    let config = Config::new(roots.iter().map(|r| r.to_path_buf()).collect());
     Engine::open(&config).expect("a hostile library still opens")
 }
 

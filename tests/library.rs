@@ -21,13 +21,7 @@ fn shipped() -> Engine {
         .iter()
         .map(|d| home.join(d))
         .collect();
-    Engine::open(&Config {
-        roots,
-        index_dir: None,
-        progress: false,
-        embedder: None,
-    })
-    .expect("the shipped library opens")
+    Engine::open(&Config::new(roots)).expect("the shipped library opens")
 }
 
 fn of_kind(engine: &Engine, kind: Kind) -> Vec<&Definition> {
