@@ -16,9 +16,9 @@ use crate::library::{Definition, Kind};
 use crate::planner::Filters;
 use crate::store::TextLocation;
 
-/// Bump when a table, the meaning of a column, or how files are parsed changes: an index
-/// written by another version is rebuilt, so no stale parse is ever served.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+/// Bump when a table, the meaning of a column, how files are parsed, or the text index's schema
+/// changes: an index written by another version is rebuilt, so no stale parse is ever served.
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 const TABLES: &[&str] = &[
     "vectors",

@@ -6,22 +6,28 @@
 //! short fields (name, description, tags, use-when) and replaced by its nearest terms within a
 //! small edit distance; those terms are then scored by BM25 like any other, at a discount.
 
-use std::collections::{BTreeMap, HashSet};
+mod top_keys;
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery, TermSetQuery};
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value,
+    FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
 };
-use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use crate::library::{BodyText, Definition};
+use top_keys::TopKeys;
 
 const ANALYZER: &str = "en";
+/// The u64 field holding each document's definition key, indexed for deletes and fast for hits.
+const KEY: &str = "key";
 /// Whole words, unstemmed: for names, where "going" must not match `go-expert`.
 const WORDS: &str = "words";
 
@@ -39,6 +45,10 @@ const BOOSTS: [(FieldName, f32); 7] = [
 /// At most this many distinct stems of a query are searched for: a 70-word brief has about 50,
 /// and every extra term costs a posting-list walk.
 const MAX_QUERY_TERMS: usize = 64;
+
+/// Queries of at most this many terms are ranked with tantivy's block-WAND, which skips most
+/// documents of a short query; longer ones visit every match (see `top_keys`).
+const WAND_MAX_TERMS: usize = 3;
 
 /// At most this many unknown words are corrected per query; each costs a vocabulary scan.
 const MAX_CORRECTIONS: usize = 8;
@@ -152,7 +162,7 @@ text_error_from!(
 
 fn schema() -> Schema {
     let mut builder = Schema::builder();
-    builder.add_u64_field("key", INDEXED | FAST | STORED);
+    builder.add_u64_field(KEY, INDEXED | FAST);
     for (name, _) in BOOSTS {
         let tokenizer = if name == FieldName::NameWords {
             WORDS
@@ -214,7 +224,7 @@ impl TextIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let key = schema.get_field("key")?;
+        let key = schema.get_field(KEY)?;
         let fields = BOOSTS
             .iter()
             .map(|&(name, boost)| Ok((name, schema.get_field(name.as_str())?, boost)))
@@ -418,7 +428,9 @@ impl TextIndex {
                 .flat_map(|(_, near)| near.iter().map(|t| (t, CORRECTION_WEIGHT))),
         );
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut terms = 0;
         for (term, weight) in weighted {
+            terms += 1;
             for &(name, field, boost) in &self.fields {
                 if name != FieldName::NameWords {
                     clauses.push(boosted(field, term, boost * weight));
@@ -449,21 +461,34 @@ impl TextIndex {
                 ]))
             }
         };
+        if terms > WAND_MAX_TERMS || only.is_some() {
+            let top = TopKeys {
+                limit,
+                key_field: KEY,
+            };
+            return Ok(searcher.search(&query, &top)?);
+        }
         let top = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
+        let mut keys = HashMap::new();
         top.into_iter()
-            .map(|(score, address)| Ok((self.key_of(&searcher, address)?, score)))
-            .collect()
-    }
-
-    fn key_of(&self, searcher: &tantivy::Searcher, address: DocAddress) -> Result<u64, TextError> {
-        let doc: TantivyDocument = searcher.doc(address)?;
-        doc.get_first(self.key)
-            .and_then(|v| v.as_u64())
-            .ok_or_else(|| {
-                TextError(tantivy::TantivyError::InvalidArgument(
-                    "document without key".into(),
-                ))
+            .map(|(score, address)| {
+                let column = match keys.entry(address.segment_ord) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => e.insert(
+                        searcher
+                            .segment_reader(address.segment_ord)
+                            .fast_fields()
+                            .u64(KEY)?,
+                    ),
+                };
+                let key = column.first(address.doc_id).ok_or_else(|| {
+                    TextError(tantivy::TantivyError::InvalidArgument(
+                        "document without key".into(),
+                    ))
+                })?;
+                Ok((key, score))
             })
+            .collect()
     }
 }
 
