@@ -18,6 +18,8 @@ pub(crate) struct Catalog {
     group_of: Vec<usize>,
     /// Per group, its members (served ones only), canonical first.
     groups: Vec<Vec<usize>>,
+    /// Lowercased role -> the served agents declaring it.
+    by_role: HashMap<String, Vec<usize>>,
 }
 
 /// The text by which copies are recognised (`relevance.md`): whitespace collapsed, trimmed,
@@ -90,6 +92,15 @@ impl Catalog {
             }
         }
         let by_key = defs.iter().enumerate().map(|(i, d)| (d.key, i)).collect();
+        let mut by_role: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, d) in defs.iter().enumerate() {
+            if let Some(role) = &d.role
+                && d.kind == Kind::Agent
+                && !shadowed.contains(&d.key)
+            {
+                by_role.entry(role.to_lowercase()).or_default().push(i);
+            }
+        }
         let catalog = Catalog {
             defs,
             by_key,
@@ -97,6 +108,7 @@ impl Catalog {
             shadowed,
             group_of,
             groups,
+            by_role,
         };
         (catalog, diagnostics)
     }
@@ -116,6 +128,15 @@ impl Catalog {
 
     pub fn by_key(&self, key: u64) -> Option<&Definition> {
         self.by_key.get(&key).map(|&i| &self.defs[i])
+    }
+
+    /// Served agents declaring `role` (any case), in precedence order.
+    pub fn with_role(&self, role: &str) -> Vec<&Definition> {
+        self.by_role
+            .get(&role.to_lowercase())
+            .map_or_else(Vec::new, |members| {
+                members.iter().map(|&i| &self.defs[i]).collect()
+            })
     }
 
     pub fn is_shadowed(&self, key: u64) -> bool {

@@ -309,12 +309,7 @@ impl Engine {
     /// through the registry, past agents that are not installed). When no agent declares the
     /// role, the best agents for the role's words.
     pub fn resolve_role(&self, role: &str, limit: usize) -> Result<Resolution, EngineError> {
-        let declared = self.registry.with_role(role)?;
-        let mut candidates: Vec<&Definition> = declared
-            .iter()
-            .filter(|&&k| !self.catalog.is_shadowed(k))
-            .filter_map(|&k| self.catalog.by_key(k))
-            .collect();
+        let mut candidates: Vec<&Definition> = self.catalog.with_role(role);
         let wanted = role.to_lowercase();
         candidates.sort_by(|a, b| (a.name != wanted, &a.name).cmp(&(b.name != wanted, &b.name)));
         let Some(primary) = candidates.first() else {
@@ -338,11 +333,9 @@ impl Engine {
                 searched: true,
             });
         };
-        let (mut agents, skipped) =
-            roles::walk(&primary.name, |name| match self.catalog.by_name(name) {
-                Some(d) => self.registry.fallbacks(d.key).map(Some),
-                None => Ok(None),
-            })?;
+        let (mut agents, skipped) = roles::walk(&primary.name, limit.max(1), |name| {
+            self.catalog.by_name(name).map(|d| d.fallbacks.as_slice())
+        });
         for other in &candidates[1..] {
             if !agents.contains(&other.name) {
                 agents.insert(1.min(agents.len()), other.name.clone());
@@ -391,7 +384,7 @@ impl Engine {
         let wanted = capability.to_lowercase();
         let mut seen = HashSet::new();
         let mut found: Vec<(usize, &Definition)> = Vec::new();
-        for key in self.registry.filter(&filters, None)? {
+        for key in self.registry.filter(&filters, usize::MAX)? {
             let Some((canonical, _)) = self.catalog.group(key) else {
                 continue;
             };
@@ -815,4 +808,65 @@ fn progress_bar(enabled: bool, len: usize) -> indicatif::ProgressBar {
     );
     bar.set_message("parsing definitions");
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::planner::Filters;
+
+    /// The registry's SQL decides filter-first and filter-only plans, `Filters::matches` the
+    /// hits of text-first ones: over every value the shipped library uses, in two spellings,
+    /// they must let the same definitions through.
+    #[test]
+    fn sql_filters_and_the_in_memory_predicate_agree() {
+        let home = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let roots = ["agents", "skills", "commands"]
+            .map(|d| home.join(d))
+            .to_vec();
+        let engine = Engine::open(&Config::new(roots)).unwrap();
+        let all = engine.registry.definitions().unwrap();
+        let mut filters = vec![Filters::default()];
+        for d in &all {
+            let values = [d.role.clone(), d.category.clone(), d.model.clone()];
+            for (slot, value) in values.into_iter().enumerate() {
+                let Some(value) = value else { continue };
+                for spelled in [value.clone(), value.to_uppercase()] {
+                    let mut f = Filters::default();
+                    match slot {
+                        0 => f.role = Some(spelled),
+                        1 => f.category = Some(spelled),
+                        _ => f.model = Some(spelled),
+                    }
+                    filters.push(f);
+                }
+            }
+            for label in d.capabilities.iter().chain(&d.tags).take(2) {
+                filters.push(Filters {
+                    capability: Some(label.to_uppercase()),
+                    kind: Some(d.kind),
+                    ..Default::default()
+                });
+            }
+        }
+        filters.push(Filters {
+            role: Some("no-such-role".into()),
+            ..Default::default()
+        });
+        assert!(filters.len() > 100);
+        for f in &filters {
+            let sql: BTreeSet<u64> = engine
+                .registry
+                .filter(f, usize::MAX)
+                .unwrap()
+                .into_iter()
+                .collect();
+            let memory: BTreeSet<u64> =
+                all.iter().filter(|d| f.matches(d)).map(|d| d.key).collect();
+            assert_eq!(sql, memory, "{f:?}");
+            assert_eq!(engine.registry.count(f).unwrap(), sql.len() as u64, "{f:?}");
+        }
+    }
 }

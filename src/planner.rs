@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::catalog::Catalog;
 use crate::embed::{EmbedError, Embedder, Vectors};
-use crate::library::Kind;
+use crate::library::{Definition, Kind};
 use crate::registry::{Registry, RegistryError};
 use crate::text::{TextError, TextIndex};
 
@@ -27,6 +27,28 @@ pub struct Filters {
 impl Filters {
     pub fn is_empty(&self) -> bool {
         *self == Filters::default()
+    }
+
+    /// Whether `d` passes, by the registry's rules (case-insensitive equality; a capability
+    /// filter also matches a tag): for the few hits of a text-first plan, which are already in
+    /// memory, a predicate is cheaper than a query. A test holds the two to the same answers.
+    pub(crate) fn matches(&self, d: &Definition) -> bool {
+        fn same(wanted: &Option<String>, have: Option<&str>) -> bool {
+            wanted
+                .as_ref()
+                .is_none_or(|w| have.is_some_and(|h| h.to_lowercase() == w.to_lowercase()))
+        }
+        self.kind.is_none_or(|k| k == d.kind)
+            && same(&self.role, d.role.as_deref())
+            && same(&self.category, d.category.as_deref())
+            && same(&self.model, d.model.as_deref())
+            && self.capability.as_ref().is_none_or(|c| {
+                let c = c.to_lowercase();
+                d.capabilities
+                    .iter()
+                    .chain(&d.tags)
+                    .any(|l| l.to_lowercase() == c)
+            })
     }
 }
 
@@ -259,14 +281,22 @@ pub(crate) fn run(
     };
     let candidates = match strategy {
         Strategy::FilterOnly => {
-            let keys = registry.filter(&query.filters, None)?;
-            for &key in &keys {
-                collapse.push(key, 0.0, Ranks::default());
+            // By name, as many as fill the list after copies collapse: widen until full.
+            let mut fetch = fetch_size(query.limit, catalog);
+            loop {
+                collapse.clear();
+                let keys = registry.filter(&query.filters, fetch)?;
+                for &key in &keys {
+                    collapse.push(key, 0.0, Ranks::default());
+                }
+                if collapse.is_full() || keys.len() < fetch {
+                    break keys.len();
+                }
+                fetch = fetch.saturating_mul(4);
             }
-            keys.len()
         }
         Strategy::FilterFirst => {
-            let keys = registry.filter(&query.filters, None)?;
+            let keys = registry.filter(&query.filters, usize::MAX)?;
             let fetch = fetch_size(query.limit, catalog);
             let bm25 = text.search(&analyzed, Some(&keys), fetch)?;
             for (key, score, ranks) in fuse(&bm25, &nearest(Some(&keys), fetch)) {
@@ -283,27 +313,19 @@ pub(crate) fn run(
                 let bm25 = text.search(&analyzed, None, fetch)?;
                 let near = nearest(None, fetch);
                 let fused = fuse(&bm25, &near);
-                let allowed: Option<HashSet<u64>> = match strategy {
-                    Strategy::TextFirst => {
-                        let keys: Vec<u64> = fused.iter().map(|h| h.0).collect();
-                        Some(
-                            registry
-                                .filter(&query.filters, Some(&keys))?
-                                .into_iter()
-                                .collect(),
-                        )
-                    }
-                    _ => None,
-                };
                 for (key, score, ranks) in fused {
-                    if allowed.as_ref().is_none_or(|a| a.contains(&key)) {
+                    let passes = strategy == Strategy::TextOnly
+                        || catalog
+                            .by_key(key)
+                            .is_some_and(|d| query.filters.matches(d));
+                    if passes {
                         collapse.push(key, score, ranks);
                     }
                 }
                 if collapse.is_full() || (bm25.len() < fetch && near.len() < fetch) {
                     break fetch;
                 }
-                fetch *= 4;
+                fetch = fetch.saturating_mul(4);
             }
         }
     };

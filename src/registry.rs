@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use duckdb::{Connection, params};
+use duckdb::types::Value;
+use duckdb::{Connection, params, params_from_iter};
 
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::library::{Definition, Kind};
@@ -27,6 +28,7 @@ const TABLES: &[&str] = &[
     "definitions",
     "capabilities",
     "tags",
+    "labels",
     "fallbacks",
     "aliases",
     "diagnostics",
@@ -39,8 +41,10 @@ CREATE TABLE IF NOT EXISTS definitions (
     key UBIGINT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, category TEXT, role TEXT,
     model TEXT, description TEXT NOT NULL, path TEXT NOT NULL, root INTEGER NOT NULL,
     tokens UBIGINT NOT NULL, argument_hint TEXT, tools TEXT NOT NULL, use_when TEXT NOT NULL,
-    extra TEXT NOT NULL, segment UINTEGER NOT NULL, text_offset UBIGINT NOT NULL, text_length UBIGINT NOT NULL);
+    extra TEXT NOT NULL, segment UINTEGER NOT NULL, text_offset UBIGINT NOT NULL, text_length UBIGINT NOT NULL,
+    role_norm TEXT, category_norm TEXT, model_norm TEXT);
 CREATE TABLE IF NOT EXISTS capabilities (key UBIGINT, capability TEXT);
+CREATE TABLE IF NOT EXISTS labels (key UBIGINT, label TEXT);
 CREATE TABLE IF NOT EXISTS tags (key UBIGINT, tag TEXT);
 CREATE TABLE IF NOT EXISTS fallbacks (key UBIGINT, position INTEGER, fallback TEXT);
 CREATE TABLE IF NOT EXISTS aliases (name TEXT, alias TEXT);
@@ -48,14 +52,35 @@ CREATE TABLE IF NOT EXISTS vectors (key UBIGINT, v BLOB);
 CREATE TABLE IF NOT EXISTS diagnostics (path TEXT, line UBIGINT, severity TEXT, message TEXT);
 ";
 
-/// Every filter is optional: a NULL parameter matches everything.
-const FILTER_WHERE: &str = "
-    ($1 IS NULL OR d.kind = $1)
-    AND ($2 IS NULL OR lower(d.role) = lower($2))
-    AND ($3 IS NULL OR lower(d.category) = lower($3))
-    AND ($4 IS NULL OR lower(d.model) = lower($4))
-    AND ($5 IS NULL OR d.key IN (SELECT key FROM capabilities WHERE lower(capability) = lower($5)
-                                 UNION SELECT key FROM tags WHERE lower(tag) = lower($5)))";
+/// The WHERE clause for `filters` (only the filters given, so DuckDB sees plain equalities on
+/// pre-lowercased columns it can scan without calling a function per row) and its parameters.
+fn filter_where(filters: &Filters) -> (String, Vec<Value>) {
+    let mut clauses = vec!["TRUE".to_string()];
+    let mut values = Vec::new();
+    let mut add = |clause: &str, value: String| {
+        clauses.push(clause.to_string());
+        values.push(Value::Text(value));
+    };
+    if let Some(kind) = filters.kind {
+        add("d.kind = ?", kind.as_str().to_string());
+    }
+    if let Some(role) = &filters.role {
+        add("d.role_norm = ?", role.to_lowercase());
+    }
+    if let Some(category) = &filters.category {
+        add("d.category_norm = ?", category.to_lowercase());
+    }
+    if let Some(model) = &filters.model {
+        add("d.model_norm = ?", model.to_lowercase());
+    }
+    if let Some(capability) = &filters.capability {
+        add(
+            "d.key IN (SELECT key FROM labels WHERE label = ?)",
+            capability.to_lowercase(),
+        );
+    }
+    (clauses.join(" AND "), values)
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("registry: {0}")]
@@ -161,6 +186,7 @@ impl Registry {
             ] {
                 tx.execute(&format!("DELETE FROM {table} WHERE key = ?"), params![key])?;
             }
+            tx.execute("DELETE FROM labels WHERE key = ?", params![key])?;
             tx.execute("DELETE FROM diagnostics WHERE path = ?", params![text])?;
             tx.execute("DELETE FROM files WHERE path = ?", params![text])?;
         }
@@ -195,12 +221,27 @@ impl Registry {
                     d.text.segment,
                     d.text.offset,
                     d.text.length,
+                    d.role.as_deref().map(str::to_lowercase),
+                    d.category.as_deref().map(str::to_lowercase),
+                    d.model.as_deref().map(str::to_lowercase),
                 ])?;
             }
             let mut caps = tx.appender("capabilities")?;
             let mut tags = tx.appender("tags")?;
+            let mut labels = tx.appender("labels")?;
             let mut fallbacks = tx.appender("fallbacks")?;
             for d in &changes.definitions {
+                let mut own: Vec<String> = d
+                    .capabilities
+                    .iter()
+                    .chain(&d.tags)
+                    .map(|l| l.to_lowercase())
+                    .collect();
+                own.sort_unstable();
+                own.dedup();
+                for label in own {
+                    labels.append_row(params![d.key, label])?;
+                }
                 for c in &d.capabilities {
                     caps.append_row(params![d.key, c])?;
                 }
@@ -374,60 +415,23 @@ impl Registry {
 
     /// How many definitions pass `filters`: the planner's estimate of the structured side.
     pub fn count(&self, filters: &Filters) -> Result<u64, RegistryError> {
+        let (clause, values) = filter_where(filters);
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT count(*) FROM definitions d WHERE {FILTER_WHERE}"
+            "SELECT count(*) FROM definitions d WHERE {clause}"
         ))?;
-        Ok(stmt.query_row(filter_params(filters), |r| r.get(0))?)
+        Ok(stmt.query_row(params_from_iter(values), |r| r.get(0))?)
     }
 
-    /// Keys of the definitions passing `filters`, by name; with `among`, only those keys.
-    pub fn filter(
-        &self,
-        filters: &Filters,
-        among: Option<&[u64]>,
-    ) -> Result<Vec<u64>, RegistryError> {
+    /// Keys of the definitions passing `filters`, by name; at most `limit` of them.
+    pub fn filter(&self, filters: &Filters, limit: usize) -> Result<Vec<u64>, RegistryError> {
+        let (clause, mut values) = filter_where(filters);
+        values.push(Value::BigInt(i64::try_from(limit).unwrap_or(i64::MAX)));
         let conn = self.conn();
-        let sql = match among {
-            None => format!(
-                "SELECT d.key FROM definitions d WHERE {FILTER_WHERE} ORDER BY d.name, d.path"
-            ),
-            Some(keys) => {
-                // Keys are integers we produced ourselves, so inlining them is safe.
-                let list = keys
-                    .iter()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",");
-                if list.is_empty() {
-                    return Ok(Vec::new());
-                }
-                format!(
-                    "SELECT d.key FROM definitions d WHERE d.key IN ({list}) AND {FILTER_WHERE}"
-                )
-            }
-        };
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(filter_params(filters), |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// The declared fallbacks of one definition, in order: one step of a role's chain.
-    pub fn fallbacks(&self, key: u64) -> Result<Vec<String>, RegistryError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare_cached("SELECT fallback FROM fallbacks WHERE key = ? ORDER BY position")?;
-        let rows = stmt.query_map(params![key], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Keys of the agents that declare `role`.
-    pub fn with_role(&self, role: &str) -> Result<Vec<u64>, RegistryError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT key FROM definitions WHERE lower(role) = lower(?) AND kind = 'agent' ORDER BY name, path",
-        )?;
-        let rows = stmt.query_map(params![role], |r| r.get(0))?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT d.key FROM definitions d WHERE {clause} ORDER BY d.name, d.path LIMIT ?"
+        ))?;
+        let rows = stmt.query_map(params_from_iter(values), |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
@@ -437,14 +441,4 @@ type Lists = [Vec<String>; 3];
 
 fn json(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
-}
-
-fn filter_params(f: &Filters) -> [Option<String>; 5] {
-    [
-        f.kind.map(|k| k.as_str().to_string()),
-        f.role.clone(),
-        f.category.clone(),
-        f.model.clone(),
-        f.capability.clone(),
-    ]
 }

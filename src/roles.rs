@@ -36,51 +36,69 @@ pub struct Resolution {
     pub searched: bool,
 }
 
-/// Walks a fallback chain depth-first from `start`, visiting every agent at most once (so a
-/// loop in the declarations ends the walk instead of spinning), stepping past names that are
-/// not installed. `fallbacks_of` answers None for a name that is not installed.
-pub(crate) fn walk<E>(
+/// Walks a fallback chain depth-first from `start` until `limit` agents are found, visiting
+/// every agent at most once (so a loop in the declarations ends the walk instead of spinning),
+/// stepping past names that are not installed. `fallbacks_of` answers None for a name that is
+/// not installed.
+pub(crate) fn walk<'a>(
     start: &str,
-    mut fallbacks_of: impl FnMut(&str) -> Result<Option<Vec<String>>, E>,
-) -> Result<(Vec<String>, Vec<String>), E> {
+    limit: usize,
+    fallbacks_of: impl Fn(&str) -> Option<&'a [String]>,
+) -> (Vec<String>, Vec<String>) {
     let mut agents = Vec::new();
     let mut skipped = Vec::new();
     let mut seen = HashSet::new();
     let mut stack = vec![start.to_string()];
     while let Some(name) = stack.pop() {
+        if agents.len() >= limit {
+            break;
+        }
         if !seen.insert(name.clone()) {
             continue;
         }
-        match fallbacks_of(&name)? {
+        match fallbacks_of(&name) {
             None => skipped.push(name),
             Some(next) => {
                 agents.push(name);
-                stack.extend(next.into_iter().rev());
+                stack.extend(next.iter().rev().cloned());
             }
         }
     }
-    Ok((agents, skipped))
+    (agents, skipped)
 }
 
 #[cfg(test)]
 mod tests {
     use super::walk;
 
-    fn graph(name: &str) -> Result<Option<Vec<String>>, ()> {
-        let v = |s: &[&str]| Some(s.iter().map(|s| s.to_string()).collect());
-        Ok(match name {
-            "a" => v(&["b", "gone", "c"]),
-            "b" => v(&["a", "d"]),
-            "c" => v(&[]),
-            "d" => v(&["c"]),
-            _ => None,
-        })
+    fn graph(name: &str) -> Option<&'static [String]> {
+        static GRAPH: std::sync::LazyLock<Vec<(&str, Vec<String>)>> =
+            std::sync::LazyLock::new(|| {
+                let v = |s: &[&str]| s.iter().map(|s| s.to_string()).collect();
+                vec![
+                    ("a", v(&["b", "gone", "c"])),
+                    ("b", v(&["a", "d"])),
+                    ("c", v(&[])),
+                    ("d", v(&["c"])),
+                ]
+            });
+        GRAPH
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| f.as_slice())
     }
 
     #[test]
     fn walks_in_order_past_missing_and_loops() {
-        let (agents, skipped) = walk("a", graph).unwrap();
+        let (agents, skipped) = walk("a", 10, graph);
         assert_eq!(agents, ["a", "b", "d", "c"]);
         assert_eq!(skipped, ["gone"]);
+    }
+
+    #[test]
+    fn stops_once_it_has_enough_agents() {
+        let (agents, skipped) = walk("a", 2, graph);
+        assert_eq!(agents, ["a", "b"]);
+        assert!(skipped.is_empty());
     }
 }
