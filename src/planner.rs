@@ -352,9 +352,11 @@ pub(crate) fn run(
     })
 }
 
-/// Enough hits to fill `limit` entries after collapsing the usual number of copies.
+/// Enough hits to fill `limit` entries after collapsing the usual number of copies (a few per
+/// cent of a library); when they do not, the caller widens. Kept small because every fetched
+/// hit costs a heap slot in the ranking and an entry in the fusion.
 fn fetch_size(limit: usize, catalog: &Catalog) -> usize {
-    let copies = (catalog.len() / 20).clamp(10, 200);
+    let copies = (catalog.len() / 20).clamp(10, 40);
     limit.saturating_mul(4).saturating_add(copies)
 }
 
@@ -402,12 +404,7 @@ impl Collapser<'_> {
                 canonical.use_when.join(" "),
             ]
             .join(" ");
-            let present: HashSet<String> = self.text.stems(&routing).into_iter().collect();
-            self.wanted
-                .iter()
-                .filter(|w| present.contains(*w))
-                .cloned()
-                .collect()
+            self.text.present(&self.wanted, &routing)
         };
         self.hits.push(Hit {
             name: canonical.name.clone(),

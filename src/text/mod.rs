@@ -326,6 +326,29 @@ impl TextIndex {
     pub fn stems(&self, text: &str) -> Vec<String> {
         tokens(&self.analyzer, text)
     }
+
+    /// Which of `wanted` (stems) occur in `text`. Called for every hit shown, so it stems only
+    /// the words that could produce a wanted stem: the English stemmer keeps a word's first
+    /// letter and never lengthens it, so other words are skipped unstemmed.
+    pub fn present(&self, wanted: &[String], text: &str) -> Vec<String> {
+        let could_match = |word: &str| {
+            wanted.iter().any(|w| {
+                word.len() >= w.len().saturating_sub(1) && word.chars().next() == w.chars().next()
+            })
+        };
+        let candidates: Vec<String> = tokens(&self.word_analyzer, text)
+            .into_iter()
+            .filter(|word| could_match(word))
+            .collect();
+        let found: HashSet<String> = tokens(&self.analyzer, &candidates.join(" "))
+            .into_iter()
+            .collect();
+        wanted
+            .iter()
+            .filter(|w| found.contains(*w))
+            .cloned()
+            .collect()
+    }
 }
 
 fn boosted(field: Field, term: &str, boost: f32) -> (Occur, Box<dyn Query>) {
@@ -496,6 +519,23 @@ impl TextIndex {
 mod tests {
     use super::*;
     use crate::library::formats::{Location, parse_file};
+
+    #[test]
+    fn present_finds_exactly_what_stemming_everything_finds() {
+        let text = TextIndex::open(None).unwrap();
+        let routing = "Dying skies, running generously: Ugly early-only builds; the Kubernetes \
+                       operators reviewed 3 pull-requests in Zürich";
+        let all = text.stems(routing);
+        let mut wanted = all.clone();
+        wanted.extend([
+            "absent".to_string(),
+            "kubernet".to_string(),
+            "run".to_string(),
+        ]);
+        let expected: Vec<String> = wanted.iter().filter(|w| all.contains(w)).cloned().collect();
+        assert_eq!(text.present(&wanted, routing), expected);
+        assert!(expected.contains(&"die".to_string()) && expected.contains(&"sky".to_string()));
+    }
 
     /// Found while writing the `query` fuzz target (its seed `huge-limit.txt` reproduces it):
     /// `search --limit 18446744073709551615` made tantivy reserve a heap of that many hits and
