@@ -4,6 +4,7 @@
 //!
 //! Texts are mean-pooled over real tokens and L2-normalised, so a dot product is the cosine.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -202,7 +203,12 @@ impl Vectors {
     }
 
     /// The `limit` nearest definitions to `query`, best first; with `only`, among those keys.
-    pub fn nearest(&self, query: &[f32], only: Option<&[u64]>, limit: usize) -> Vec<(u64, f32)> {
+    pub fn nearest(
+        &self,
+        query: &[f32],
+        only: Option<&HashSet<u64>>,
+        limit: usize,
+    ) -> Vec<(u64, f32)> {
         let score = |row: usize| -> f32 {
             self.data[row * DIMENSIONS..(row + 1) * DIMENSIONS]
                 .iter()
@@ -223,9 +229,10 @@ impl Vectors {
         if limit == 0 {
             return Vec::new();
         }
-        scored.select_nth_unstable_by(limit - 1, |a, b| b.1.total_cmp(&a.1));
+        let best_first = |a: &(u64, f32), b: &(u64, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        scored.select_nth_unstable_by(limit - 1, best_first);
         scored.truncate(limit);
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        scored.sort_by(best_first);
         scored
     }
 }
@@ -233,6 +240,7 @@ impl Vectors {
 #[cfg(test)]
 mod tests {
     use super::Vectors;
+    use std::collections::HashSet;
 
     #[test]
     fn nearest_ranks_by_dot_product_within_a_filter() {
@@ -254,7 +262,7 @@ mod tests {
         );
         assert_eq!(
             vectors
-                .nearest(&query, Some(&[1, 3]), 5)
+                .nearest(&query, Some(&HashSet::from([1, 3])), 5)
                 .iter()
                 .map(|h| h.0)
                 .collect::<Vec<_>>(),

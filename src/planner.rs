@@ -4,6 +4,7 @@
 //! then filtered by DuckDB. `--explain` shows the choice and the estimates behind it.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -11,11 +12,11 @@ use serde::Serialize;
 use crate::catalog::Catalog;
 use crate::embed::{EmbedError, Embedder, Vectors};
 use crate::library::{Definition, Kind};
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{Matching, Registry, RegistryError};
 use crate::text::{TextError, TextIndex};
 
 /// Structured filters; each one narrows, none is required.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct Filters {
     pub kind: Option<Kind>,
     pub role: Option<String>,
@@ -239,19 +240,26 @@ pub(crate) fn run(
     if !has_text && query.filters.is_empty() {
         return Err(PlanError::Empty);
     }
-    let filter_matches = if query.filters.is_empty() {
+    let matching = if query.filters.is_empty() || !has_text {
         None
     } else {
-        Some(registry.count(&query.filters)?)
+        Some(registry.matching(&query.filters, FILTER_FIRST_MAX)?)
     };
     let text_estimate = has_text.then_some(analyzed.max_doc_freq);
-    let strategy = match (has_text, filter_matches) {
-        (false, _) => Strategy::FilterOnly,
-        (true, None) => Strategy::TextOnly,
-        (true, Some(n)) if n <= FILTER_FIRST_MAX && n <= analyzed.max_doc_freq.max(1) * 4 => {
-            Strategy::FilterFirst
+    let (strategy, allowed) = match (has_text, &matching) {
+        (false, _) => (Strategy::FilterOnly, None),
+        (true, None) => (Strategy::TextOnly, None),
+        (true, Some(Matching::Few(keys)))
+            if keys.len() as u64 <= analyzed.max_doc_freq.max(1) * 4 =>
+        {
+            (Strategy::FilterFirst, Some(Arc::clone(keys)))
         }
-        (true, Some(_)) => Strategy::TextFirst,
+        (true, Some(_)) => (Strategy::TextFirst, None),
+    };
+    let filter_matches = match &matching {
+        Some(m) => Some(m.count()),
+        None if !query.filters.is_empty() => Some(registry.count(&query.filters)?),
+        None => None,
     };
 
     let mut wanted: Vec<String> = analyzed.stems.clone();
@@ -275,7 +283,7 @@ pub(crate) fn run(
         }
         _ => None,
     };
-    let nearest = |only: Option<&[u64]>, fetch: usize| match &near_query {
+    let nearest = |only: Option<&HashSet<u64>>, fetch: usize| match &near_query {
         Some((q, vectors)) => vectors.nearest(q, only, fetch),
         None => Vec::new(),
     };
@@ -296,7 +304,7 @@ pub(crate) fn run(
             }
         }
         Strategy::FilterFirst => {
-            let keys = registry.filter(&query.filters, usize::MAX)?;
+            let keys = allowed.unwrap_or_default();
             let fetch = fetch_size(query.limit, catalog);
             let bm25 = text.search(&analyzed, Some(&keys), fetch)?;
             for (key, score, ranks) in fuse(&bm25, &nearest(Some(&keys), fetch)) {

@@ -5,12 +5,13 @@
 //! running process serves from an in-memory copy, so it never holds DuckDB's file lock and a
 //! second process over the same root can refresh and read alongside it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use duckdb::types::Value;
 use duckdb::{Connection, params, params_from_iter};
+use quick_cache::sync::Cache;
 
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::library::{Definition, Kind};
@@ -51,6 +52,25 @@ CREATE TABLE IF NOT EXISTS aliases (name TEXT, alias TEXT);
 CREATE TABLE IF NOT EXISTS vectors (key UBIGINT, v BLOB);
 CREATE TABLE IF NOT EXISTS diagnostics (path TEXT, line UBIGINT, severity TEXT, message TEXT);
 ";
+
+/// Which definitions pass a filter: all of them when few, else their number.
+#[derive(Clone, Debug)]
+pub(crate) enum Matching {
+    Few(Arc<HashSet<u64>>),
+    Many(u64),
+}
+
+impl Matching {
+    pub fn count(&self) -> u64 {
+        match self {
+            Matching::Few(keys) => keys.len() as u64,
+            Matching::Many(n) => *n,
+        }
+    }
+}
+
+/// Distinct filter answers kept per registry.
+const MATCHING_CACHE: usize = 256;
 
 /// The WHERE clause for `filters` (only the filters given, so DuckDB sees plain equalities on
 /// pre-lowercased columns it can scan without calling a function per row) and its parameters.
@@ -99,25 +119,30 @@ pub(crate) struct Changes<'a> {
 
 pub(crate) struct Registry {
     conn: Mutex<Connection>,
+    /// Answers of `matching`, dropped whenever rows change.
+    matching: Cache<(Filters, u64), Matching>,
 }
 
 impl Registry {
+    fn new(conn: Connection) -> Registry {
+        Registry {
+            conn: Mutex::new(conn),
+            matching: Cache::new(MATCHING_CACHE),
+        }
+    }
+
     /// Opens (creating if needed) the persisted file for a refresh.
     pub fn open_file(path: &Path) -> Result<Registry, RegistryError> {
         let conn = Connection::open(path)?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Registry {
-            conn: Mutex::new(conn),
-        })
+        Ok(Registry::new(conn))
     }
 
     /// An empty registry that lives in memory only.
     pub fn in_memory() -> Result<Registry, RegistryError> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Registry {
-            conn: Mutex::new(conn),
-        })
+        Ok(Registry::new(conn))
     }
 
     /// An in-memory copy of a persisted file, which is closed again at once.
@@ -129,9 +154,7 @@ impl Registry {
             conn.execute_batch(&format!("CREATE TABLE {table} AS FROM disk.{table}"))?;
         }
         conn.execute_batch("DETACH disk")?;
-        Ok(Registry {
-            conn: Mutex::new(conn),
-        })
+        Ok(Registry::new(conn))
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -172,6 +195,7 @@ impl Registry {
     /// Applies `changes` in one transaction: the manifest never claims a file whose rows are
     /// not there.
     pub fn apply(&self, changes: &Changes<'_>) -> Result<(), RegistryError> {
+        self.matching.clear();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         for path in &changes.removed {
@@ -421,6 +445,36 @@ impl Registry {
             "SELECT count(*) FROM definitions d WHERE {clause}"
         ))?;
         Ok(stmt.query_row(params_from_iter(values), |r| r.get(0))?)
+    }
+
+    /// The definitions passing `filters` when there are at most `at_most` of them, else only
+    /// how many there are. Answers are cached: the registry does not change while it is
+    /// served (a refresh builds a new one), and orchestrators ask for the same few roles and
+    /// capabilities again and again.
+    pub fn matching(&self, filters: &Filters, at_most: u64) -> Result<Matching, RegistryError> {
+        if let Some(hit) = self.matching.get(&(filters.clone(), at_most)) {
+            return Ok(hit);
+        }
+        let (clause, mut values) = filter_where(filters);
+        values.push(Value::BigInt(
+            i64::try_from(at_most.saturating_add(1)).unwrap_or(i64::MAX),
+        ));
+        let keys: HashSet<u64> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT d.key FROM definitions d WHERE {clause} LIMIT ?"
+            ))?;
+            let rows = stmt.query_map(params_from_iter(values), |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let answer = if keys.len() as u64 <= at_most {
+            Matching::Few(Arc::new(keys))
+        } else {
+            Matching::Many(self.count(filters)?)
+        };
+        self.matching
+            .insert((filters.clone(), at_most), answer.clone());
+        Ok(answer)
     }
 
     /// Keys of the definitions passing `filters`, by name; at most `limit` of them.

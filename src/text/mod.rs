@@ -11,9 +11,10 @@ mod top_keys;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery, TermSetQuery};
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions,
 };
@@ -440,7 +441,7 @@ impl TextIndex {
     pub fn search(
         &self,
         query: &AnalyzedQuery,
-        only: Option<&[u64]>,
+        only: Option<&Arc<HashSet<u64>>>,
         limit: usize,
     ) -> Result<Vec<(u64, f32)>, TextError> {
         // Stems and corrections go to every analysed field; whole words only to names.
@@ -472,22 +473,12 @@ impl TextIndex {
         if clauses.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let text: Box<dyn Query> = Box::new(BooleanQuery::new(clauses));
-        let query: Box<dyn Query> = match only {
-            None => text,
-            Some(keys) => {
-                let set =
-                    TermSetQuery::new(keys.iter().map(|&k| Term::from_field_u64(self.key, k)));
-                Box::new(BooleanQuery::new(vec![
-                    (Occur::Must, Box::new(set)),
-                    (Occur::Must, text),
-                ]))
-            }
-        };
+        let query = BooleanQuery::new(clauses);
         if terms > WAND_MAX_TERMS || only.is_some() {
             let top = TopKeys {
                 limit,
                 key_field: KEY,
+                only: only.cloned(),
             };
             return Ok(searcher.search(&query, &top)?);
         }
@@ -561,8 +552,10 @@ mod tests {
         let query = text.analyze("review pull requests");
         for limit in [usize::MAX, 1 << 40] {
             assert_eq!(text.search(&query, None, limit).unwrap().len(), 1);
-            let only = [definition.key];
+            let only = Arc::new(HashSet::from([definition.key]));
             assert_eq!(text.search(&query, Some(&only), limit).unwrap().len(), 1);
+            let other = Arc::new(HashSet::from([definition.key + 1]));
+            assert!(text.search(&query, Some(&other), limit).unwrap().is_empty());
         }
     }
 }

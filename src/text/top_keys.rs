@@ -5,10 +5,13 @@
 //! beat the k-th best, almost every document becomes a pivot and every pivot re-sorts all the
 //! scorers (12x slower than a plain union at 100k documents, see ARCHITECTURE.md). This
 //! collector goes through `Weight::for_each`, the exhaustive union, and reads each hit's key
-//! from the `key` fast field rather than the document store.
+//! from the `key` fast field rather than the document store. A filter's answer (a key set from
+//! the registry) is applied here too, as a membership test on each scored document: cheaper than
+//! a term-set query, which builds an automaton and a bitset over every document per search.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashSet};
+use std::sync::Arc;
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
@@ -19,6 +22,8 @@ pub(super) struct TopKeys {
     pub limit: usize,
     /// The u64 fast field holding each document's definition key.
     pub key_field: &'static str,
+    /// When given, only these keys may be returned.
+    pub only: Option<Arc<HashSet<u64>>>,
 }
 
 /// A hit ordered by score, then by key descending, so the heap's minimum is the hit to drop.
@@ -80,6 +85,7 @@ impl Best {
 
 pub(super) struct SegmentTopKeys {
     keys: Column<u64>,
+    only: Option<Arc<HashSet<u64>>>,
     best: Best,
     threshold: Option<Ranked>,
 }
@@ -95,6 +101,9 @@ impl SegmentCollector for SegmentTopKeys {
         let Some(key) = self.keys.first(doc) else {
             return;
         };
+        if self.only.as_ref().is_some_and(|only| !only.contains(&key)) {
+            return;
+        }
         self.best.push(Ranked { score, key });
         if self.best.heap.len() == self.best.limit {
             self.threshold = self.best.heap.peek().map(|r| r.0);
@@ -117,6 +126,7 @@ impl Collector for TopKeys {
     ) -> tantivy::Result<SegmentTopKeys> {
         Ok(SegmentTopKeys {
             keys: reader.fast_fields().u64(self.key_field)?,
+            only: self.only.clone(),
             best: Best::new(self.limit),
             threshold: None,
         })
