@@ -309,9 +309,19 @@ impl Engine {
     /// through the registry, past agents that are not installed). When no agent declares the
     /// role, the best agents for the role's words.
     pub fn resolve_role(&self, role: &str, limit: usize) -> Result<Resolution, EngineError> {
+        let limit = limit.max(1);
         let mut candidates: Vec<&Definition> = self.catalog.with_role(role);
         let wanted = role.to_lowercase();
-        candidates.sort_by(|a, b| (a.name != wanted, &a.name).cmp(&(b.name != wanted, &b.name)));
+        // Only the first `limit` by (named like the role, name) can be shown: a large registry
+        // has thousands of agents per role, and sorting them all would cost more than the rest.
+        let order = |a: &&Definition, b: &&Definition| {
+            (a.name != wanted, &a.name).cmp(&(b.name != wanted, &b.name))
+        };
+        if candidates.len() > limit {
+            candidates.select_nth_unstable_by(limit - 1, order);
+            candidates.truncate(limit);
+        }
+        candidates.sort_by(order);
         let Some(primary) = candidates.first() else {
             let query = Query {
                 text: role.replace(['-', '_'], " "),
@@ -333,15 +343,18 @@ impl Engine {
                 searched: true,
             });
         };
-        let (mut agents, skipped) = roles::walk(&primary.name, limit.max(1), |name| {
+        // The primary, the other agents declaring the role (by name), then the primary's
+        // fallback chain.
+        let (chain, skipped) = roles::walk(&primary.name, limit, |name| {
             self.catalog.by_name(name).map(|d| d.fallbacks.as_slice())
         });
-        for other in &candidates[1..] {
-            if !agents.contains(&other.name) {
-                agents.insert(1.min(agents.len()), other.name.clone());
+        let mut agents: Vec<String> = candidates.iter().map(|d| d.name.clone()).collect();
+        for name in chain {
+            if !agents.contains(&name) {
+                agents.push(name);
             }
         }
-        agents.truncate(limit.max(1));
+        agents.truncate(limit);
         Ok(Resolution {
             role: role.to_string(),
             agents,
@@ -816,6 +829,34 @@ mod tests {
 
     use super::*;
     use crate::planner::Filters;
+
+    #[test]
+    fn a_role_lists_its_primary_then_other_declarers_then_fallbacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = |name: &str, role: &str, fallbacks: &str| {
+            let path = dir.path().join(format!("{name}.md"));
+            let text = format!(
+                "---\nname: {name}\ndescription: Agent {name}\nrole: {role}\nfallbacks: [{fallbacks}]\n---\nBody.\n"
+            );
+            std::fs::write(path, text).unwrap();
+        };
+        agent("review", "review", "gone, helper");
+        agent("charlie", "review", "");
+        agent("alpha", "Review", "");
+        agent("bravo", "review", "");
+        agent("helper", "assist", "");
+        let engine = Engine::open(&Config::new(vec![dir.path().to_path_buf()])).unwrap();
+        let all = engine.resolve_role("REVIEW", 10).unwrap();
+        assert_eq!(
+            all.agents,
+            ["review", "alpha", "bravo", "charlie", "helper"]
+        );
+        assert_eq!(all.skipped, ["gone"]);
+        assert_eq!(
+            engine.resolve_role("review", 3).unwrap().agents,
+            ["review", "alpha", "bravo"]
+        );
+    }
 
     /// The registry's SQL decides filter-first and filter-only plans, `Filters::matches` the
     /// hits of text-first ones: over every value the shipped library uses, in two spellings,
