@@ -12,12 +12,13 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::embed::Embedder;
 use crate::synth::{self, SynthError, SynthReport, Vocabulary};
 use crate::{Config, Engine, EngineError, Filters, Query};
 
@@ -250,11 +251,25 @@ pub struct SizeReport {
     /// The `serve` child's own peak RSS after those calls: a real serving process, without the
     /// heap this process kept from the build.
     pub mcp_server_peak_rss_mb: Option<f64>,
+    /// The same text classes with semantic fusion on, when the model is installed.
+    pub semantic: Option<SemanticReport>,
+}
+
+/// Semantic fusion at one size: what embedding the library costs, and the text query classes
+/// again with it on. Each timed request is new to the query-vector cache (the warm-up pass uses
+/// other requests), so every one pays for embedding its text.
+#[derive(Clone, Debug, Serialize)]
+pub struct SemanticReport {
+    /// `Engine::open` on the built index with the model: embedding every definition.
+    pub embed_build_s: f64,
+    pub queries_ms: Vec<ClassLatency>,
 }
 
 /// One `orchestr8 bench` run.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// Loading the embedding model (tokenizer, config, mapped weights), when it is installed.
+    pub model_load_ms: Option<f64>,
     pub seed: u64,
     pub queries_per_class: usize,
     pub threads: usize,
@@ -272,6 +287,9 @@ pub struct Options {
     pub sources: Vec<PathBuf>,
     /// The orchestr8 binary to start as an MCP server; `None` skips the round trip.
     pub binary: Option<PathBuf>,
+    /// The embedding model and how long it took to load: with it, every size is also measured
+    /// with semantic fusion on.
+    pub semantic: Option<(Arc<Embedder>, Duration)>,
 }
 
 /// A scratch directory under the system's temp dir, removed when dropped (also on error), as a
@@ -308,6 +326,10 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         sizes.push(run_size(options, &vocabulary, count, progress)?);
     }
     Ok(Report {
+        model_load_ms: options
+            .semantic
+            .as_ref()
+            .map(|(_, load)| load.as_secs_f64() * 1e3),
         seed: options.seed,
         queries_per_class: options.queries,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -402,6 +424,13 @@ fn run_size(
         });
     }
 
+    let semantic = match &options.semantic {
+        None => None,
+        Some((embedder, _)) => Some(measure_semantic(
+            options, vocabulary, &config, embedder, count, progress,
+        )?),
+    };
+
     progress(&format!("{count}: naive baseline"));
     let descriptions: Vec<String> = engine
         .definitions()
@@ -462,9 +491,66 @@ fn run_size(
         naive_sentence_ms,
         mcp_round_trip_ms,
         mcp_server_peak_rss_mb,
+        semantic,
         synth,
     })
 }
+
+/// Classes that carry text, where the semantic side runs.
+const SEMANTIC_CLASSES: [Class; 5] = [
+    Class::Kw2,
+    Class::Sentence,
+    Class::Brief70,
+    Class::Typo,
+    Class::CapabilityText,
+];
+
+fn measure_semantic(
+    options: &Options,
+    vocabulary: &Vocabulary,
+    config: &Config,
+    embedder: &Arc<Embedder>,
+    count: usize,
+    progress: &mut dyn FnMut(&str),
+) -> Result<SemanticReport, BenchError> {
+    progress(&format!("{count}: embedding every definition"));
+    let config = Config {
+        embedder: Some(Arc::clone(embedder)),
+        ..config.clone()
+    };
+    let started = Instant::now();
+    let engine = Engine::open(&config)?;
+    let embed_build_s = started.elapsed().as_secs_f64();
+    let mut queries_ms = Vec::new();
+    for class in SEMANTIC_CLASSES {
+        progress(&format!("{count}: {} queries, semantic", class.name()));
+        let n = options.queries.max(1);
+        for probe in probes(vocabulary, class, n, options.seed ^ WARM_UP_SEED) {
+            std::hint::black_box(probe.run(&engine)?);
+        }
+        let set = probes(vocabulary, class, n, options.seed);
+        let mut samples = Vec::with_capacity(set.len());
+        let mut empty = 0;
+        for probe in &set {
+            let started = Instant::now();
+            let found = std::hint::black_box(probe.run(&engine)?);
+            samples.push(started.elapsed());
+            empty += usize::from(found == 0);
+        }
+        queries_ms.push(ClassLatency {
+            class,
+            empty,
+            ms: Latency::of(&mut samples, 1e3),
+        });
+    }
+    Ok(SemanticReport {
+        embed_build_s,
+        queries_ms,
+    })
+}
+
+/// Mixed into the seed for the semantic warm-up requests, so the timed ones are not cached.
+const WARM_UP_SEED: u64 = 0x5eed;
 
 /// The baseline: what a plain program does without an index. Every description (lowercased
 /// once, up front) is split into words and each query word occurrence counts one; the ten
@@ -674,6 +760,15 @@ pub fn render(report: &Report) -> String {
         report.vocabulary_words,
         report.vocabulary_tokens
     );
+    let _ = writeln!(
+        out,
+        "{}",
+        match report.model_load_ms {
+            Some(ms) =>
+                format!("embedding model loaded in {ms:.0} ms: semantic fusion measured too"),
+            None => "no embedding model (or --no-semantic): BM25 alone".to_string(),
+        }
+    );
     for s in &report.sizes {
         let _ = writeln!(
             out,
@@ -742,6 +837,30 @@ pub fn render(report: &Report) -> String {
             "naive scan of descriptions, sentence p50 {:.3} ms: the engine is {:.1}x faster",
             s.naive_sentence_ms.p50, s.speedup_sentence
         );
+        if let Some(sem) = &s.semantic {
+            let _ = writeln!(
+                out,
+                "semantic on: embedding every definition {:.1} s; query ms (p50 off -> on, then on p95 p99 max)",
+                sem.embed_build_s
+            );
+            for c in &sem.queries_ms {
+                let off = s
+                    .queries_ms
+                    .iter()
+                    .find(|o| o.class == c.class)
+                    .map_or(f64::NAN, |o| o.ms.p50);
+                let _ = writeln!(
+                    out,
+                    "{:<16} {:>8.3} -> {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
+                    c.class.name(),
+                    off,
+                    c.ms.p50,
+                    c.ms.p95,
+                    c.ms.p99,
+                    c.ms.max
+                );
+            }
+        }
         if let Some(m) = &s.mcp_round_trip_ms {
             let _ = writeln!(
                 out,

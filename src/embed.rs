@@ -38,7 +38,11 @@ fn run_error(e: impl std::fmt::Display) -> EmbedError {
 
 pub struct Embedder {
     model: BertModel,
-    tokenizer: Tokenizer,
+    /// Truncating at QUERY_TOKENS, for requests.
+    query_tokenizer: Tokenizer,
+    /// Truncating at DEFINITION_TOKENS, for definitions. Two configured copies, because
+    /// cloning a tokenizer to change its truncation copies its whole vocabulary (milliseconds).
+    definition_tokenizer: Tokenizer,
     queries: Cache<String, Arc<Vec<f32>>>,
 }
 
@@ -74,9 +78,19 @@ impl Embedder {
         }
         .map_err(|e| fail(e.to_string()))?;
         let model = BertModel::load(weights, &config).map_err(|e| fail(e.to_string()))?;
+        let truncated = |max_length: usize| {
+            let mut t = tokenizer.clone();
+            t.with_truncation(Some(TruncationParams {
+                max_length,
+                ..Default::default()
+            }))
+            .map_err(|e| fail(e.to_string()))?;
+            Ok(t)
+        };
         Ok(Embedder {
             model,
-            tokenizer,
+            query_tokenizer: truncated(QUERY_TOKENS)?,
+            definition_tokenizer: truncated(DEFINITION_TOKENS)?,
             queries: Cache::new(4096),
         })
     }
@@ -86,7 +100,7 @@ impl Embedder {
         if let Some(v) = self.queries.get(text) {
             return Ok(v);
         }
-        let mut vectors = self.embed(&[text], QUERY_TOKENS)?;
+        let mut vectors = self.embed(&[text], &self.query_tokenizer)?;
         let v = Arc::new(
             vectors
                 .pop()
@@ -103,21 +117,17 @@ impl Embedder {
         let mut out = vec![Vec::new(); texts.len()];
         for chunk in order.chunks(BATCH) {
             let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
-            for (&i, v) in chunk.iter().zip(self.embed(&batch, DEFINITION_TOKENS)?) {
+            for (&i, v) in chunk
+                .iter()
+                .zip(self.embed(&batch, &self.definition_tokenizer)?)
+            {
                 out[i] = v;
             }
         }
         Ok(out)
     }
 
-    fn embed(&self, texts: &[&str], max_tokens: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut tokenizer = self.tokenizer.clone();
-        tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: max_tokens,
-                ..Default::default()
-            }))
-            .map_err(run_error)?;
+    fn embed(&self, texts: &[&str], tokenizer: &Tokenizer) -> Result<Vec<Vec<f32>>, EmbedError> {
         let encodings = tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(run_error)?;
