@@ -550,20 +550,19 @@ fn refresh_persisted(
     lock.lock().map_err(io)?;
     let paths = IndexPaths::new(dir);
 
-    let (registry, mut text, rebuilt) = match open_persisted(&paths, roots) {
-        Ok((registry, text)) => (registry, text, None),
+    let (registry, mut text, manifest, rebuilt) = match open_persisted(&paths, roots) {
+        Ok((registry, text, manifest)) => (registry, text, manifest, None),
         Err(reason) => {
             tracing::warn!(index = %dir.display(), %reason, "rebuilding the persisted index");
             paths.wipe().map_err(io)?;
-            let (registry, text) =
+            let (registry, text, manifest) =
                 open_persisted(&paths, roots).map_err(|e| EngineError::IndexDir {
                     path: dir.to_path_buf(),
                     source: std::io::Error::other(e),
                 })?;
-            (registry, text, Some(reason))
+            (registry, text, manifest, Some(reason))
         }
     };
-    let manifest = registry.manifest()?;
     let (stats, _) = update(
         &registry,
         &mut text,
@@ -624,7 +623,7 @@ impl IndexPaths {
 }
 
 /// Opens both halves of a persisted index, or says why they cannot be trusted.
-fn open_persisted(paths: &IndexPaths, roots: &[PathBuf]) -> Result<(Registry, TextIndex), String> {
+fn open_persisted(paths: &IndexPaths, roots: &[PathBuf]) -> Result<Persisted, String> {
     let registry =
         Registry::open_file(&paths.registry).map_err(|e| format!("unreadable registry ({e})"))?;
     let version = registry.schema_version().map_err(|e| e.to_string())?;
@@ -661,8 +660,11 @@ fn open_persisted(paths: &IndexPaths, roots: &[PathBuf]) -> Result<(Registry, Te
     if let Some(missing) = segments.iter().find(|s| !present.contains(s)) {
         return Err(format!("text segment {missing} is missing"));
     }
-    Ok((registry, text))
+    Ok((registry, text, manifest))
 }
+
+/// Both halves of a persisted index and its manifest (path -> size, mtime).
+type Persisted = (Registry, TextIndex, HashMap<PathBuf, (u64, i64)>);
 
 /// Embeds the definitions that have no vector yet (new or changed files, or all of them when
 /// the model was installed after the index was built).
