@@ -372,15 +372,7 @@ impl Engine {
     pub fn capabilities(&self) -> Vec<(String, usize)> {
         let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
         for d in self.catalog.served() {
-            let mut own: Vec<String> = d
-                .capabilities
-                .iter()
-                .chain(&d.tags)
-                .map(|c| c.to_lowercase())
-                .collect();
-            own.sort_unstable();
-            own.dedup();
-            for c in own {
+            for c in d.labels() {
                 *counts.entry(c).or_default() += 1;
             }
         }
@@ -397,7 +389,7 @@ impl Engine {
         let wanted = capability.to_lowercase();
         let mut seen = HashSet::new();
         let mut found: Vec<(usize, &Definition)> = Vec::new();
-        for key in self.registry.filter(&filters, usize::MAX)? {
+        for &key in self.registry.filter(&filters, usize::MAX)?.iter() {
             let Some((canonical, _)) = self.catalog.group(key) else {
                 continue;
             };
@@ -831,6 +823,7 @@ mod tests {
 
     use super::*;
     use crate::planner::Filters;
+    use crate::registry::Matching;
 
     #[test]
     fn a_role_lists_its_primary_then_other_declarers_then_fallbacks() {
@@ -904,12 +897,19 @@ mod tests {
                 .registry
                 .filter(f, usize::MAX)
                 .unwrap()
-                .into_iter()
+                .iter()
+                .copied()
                 .collect();
             let memory: BTreeSet<u64> =
                 all.iter().filter(|d| f.matches(d)).map(|d| d.key).collect();
             assert_eq!(sql, memory, "{f:?}");
             assert_eq!(engine.registry.count(f).unwrap(), sql.len() as u64, "{f:?}");
+            match engine.registry.matching(f, u64::MAX - 1).unwrap() {
+                Matching::Few(keys) => {
+                    assert_eq!(keys.iter().copied().collect::<BTreeSet<_>>(), sql)
+                }
+                Matching::Many(_) => panic!("every answer fits"),
+            }
         }
     }
 }

@@ -43,13 +43,10 @@ impl Filters {
             && same(&self.role, d.role.as_deref())
             && same(&self.category, d.category.as_deref())
             && same(&self.model, d.model.as_deref())
-            && self.capability.as_ref().is_none_or(|c| {
-                let c = c.to_lowercase();
-                d.capabilities
-                    .iter()
-                    .chain(&d.tags)
-                    .any(|l| l.to_lowercase() == c)
-            })
+            && self
+                .capability
+                .as_ref()
+                .is_none_or(|c| d.labels().contains(&c.to_lowercase()))
     }
 }
 
@@ -294,7 +291,7 @@ pub(crate) fn run(
             loop {
                 collapse.clear();
                 let keys = registry.filter(&query.filters, fetch)?;
-                for &key in &keys {
+                for &key in keys.iter() {
                     collapse.push(key, 0.0, Ranks::default());
                 }
                 if collapse.is_full() || keys.len() < fetch {

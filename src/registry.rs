@@ -121,6 +121,8 @@ pub(crate) struct Registry {
     conn: Mutex<Connection>,
     /// Answers of `matching`, dropped whenever rows change.
     matching: Cache<(Filters, u64), Matching>,
+    /// Answers of `filter`, likewise.
+    listed: Cache<(Filters, usize), Arc<Vec<u64>>>,
 }
 
 impl Registry {
@@ -128,6 +130,7 @@ impl Registry {
         Registry {
             conn: Mutex::new(conn),
             matching: Cache::new(MATCHING_CACHE),
+            listed: Cache::new(MATCHING_CACHE),
         }
     }
 
@@ -196,6 +199,7 @@ impl Registry {
     /// not there.
     pub fn apply(&self, changes: &Changes<'_>) -> Result<(), RegistryError> {
         self.matching.clear();
+        self.listed.clear();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         for path in &changes.removed {
@@ -255,15 +259,7 @@ impl Registry {
             let mut labels = tx.appender("labels")?;
             let mut fallbacks = tx.appender("fallbacks")?;
             for d in &changes.definitions {
-                let mut own: Vec<String> = d
-                    .capabilities
-                    .iter()
-                    .chain(&d.tags)
-                    .map(|l| l.to_lowercase())
-                    .collect();
-                own.sort_unstable();
-                own.dedup();
-                for label in own {
+                for label in d.labels() {
                     labels.append_row(params![d.key, label])?;
                 }
                 for c in &d.capabilities {
@@ -477,8 +473,12 @@ impl Registry {
         Ok(answer)
     }
 
-    /// Keys of the definitions passing `filters`, by name; at most `limit` of them.
-    pub fn filter(&self, filters: &Filters, limit: usize) -> Result<Vec<u64>, RegistryError> {
+    /// Keys of the definitions passing `filters`, by name; at most `limit` of them. Cached like
+    /// `matching`.
+    pub fn filter(&self, filters: &Filters, limit: usize) -> Result<Arc<Vec<u64>>, RegistryError> {
+        if let Some(hit) = self.listed.get(&(filters.clone(), limit)) {
+            return Ok(hit);
+        }
         let (clause, mut values) = filter_where(filters);
         values.push(Value::BigInt(i64::try_from(limit).unwrap_or(i64::MAX)));
         let conn = self.conn();
@@ -486,7 +486,10 @@ impl Registry {
             "SELECT d.key FROM definitions d WHERE {clause} ORDER BY d.name, d.path LIMIT ?"
         ))?;
         let rows = stmt.query_map(params_from_iter(values), |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let keys = Arc::new(rows.collect::<Result<Vec<u64>, _>>()?);
+        self.listed
+            .insert((filters.clone(), limit), Arc::clone(&keys));
+        Ok(keys)
     }
 }
 

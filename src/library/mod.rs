@@ -90,6 +90,19 @@ impl Definition {
     pub fn summary(&self, max: usize) -> String {
         one_line(&self.description, max)
     }
+
+    /// Capabilities and tags, lowercased, sorted, each once: what a capability filter matches.
+    pub fn labels(&self) -> Vec<String> {
+        let mut labels: Vec<String> = self
+            .capabilities
+            .iter()
+            .chain(&self.tags)
+            .map(|l| l.to_lowercase())
+            .collect();
+        labels.sort_unstable();
+        labels.dedup();
+        labels
+    }
 }
 
 /// First sentence-ish line of `text`, without `<example>` blocks, at most `max` characters.
