@@ -7,3 +7,7 @@ export DUCKDB_LIB_DIR="$ORCHESTR8_CACHE/npm/node_modules/@duckdb/node-bindings-l
 export DUCKDB_INCLUDE_DIR="$DUCKDB_LIB_DIR"
 export ORCHESTR8_VENV="$ORCHESTR8_CACHE/venv"
 export ORCHESTR8_MODEL_DIR="${ORCHESTR8_MODEL_DIR:-$ORCHESTR8_CACHE/models/all-minilm-l6-v2}"
+# The shipped library of this clone. A binary finds it at the path it was compiled in, but the
+# build cache above is shared by every clone on the machine, so that may be another clone's.
+ORCHESTR8_HOME="${ORCHESTR8_HOME:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+export ORCHESTR8_HOME
