@@ -17,7 +17,7 @@ use crate::library::formats::{Location, ParsedFile};
 use crate::library::scan::{self, FoundFile};
 use crate::library::{Definition, Kind, parse_file};
 use crate::planner::{self, PlanError, Query, SearchResult};
-use crate::registry::{Changes, Registry, RegistryError, SCHEMA_VERSION};
+use crate::registry::{Changes, Contents, Registry, RegistryError, SCHEMA_VERSION};
 use crate::roles::{self, Link, Resolution, RoleChain};
 use crate::store::{Store, StoreError};
 use crate::suggest::closest;
@@ -134,7 +134,7 @@ impl Engine {
         let started = Instant::now();
         let roots = canonical_roots(&config.roots)?;
         let (found, walk_diagnostics) = scan::walk(&roots);
-        let (registry, text, store, stats) = match &config.index_dir {
+        let (registry, contents, text, store, stats) = match &config.index_dir {
             Some(dir) => refresh_persisted(dir, &roots, &found, config)?,
             None => {
                 let registry = Registry::in_memory()?;
@@ -151,17 +151,14 @@ impl Engine {
                     fill_vectors(&registry, embedder)?;
                 }
                 let store = Store::in_memory(owned.into_iter().collect(), config.cache_bytes);
-                (registry, text, store, stats)
+                let contents = registry.contents(config.embedder.is_some())?;
+                (registry, contents, text, store, stats)
             }
         };
-        let (catalog, clash_diagnostics) = Catalog::new(registry.definitions()?);
-        let vectors = if config.embedder.is_some() {
-            Vectors::new(registry.vectors()?)
-        } else {
-            Vectors::default()
-        };
+        let (catalog, clash_diagnostics) = Catalog::new(contents.definitions);
+        let vectors = Vectors::new(contents.vectors);
         let mut diagnostics = walk_diagnostics;
-        diagnostics.extend(registry.diagnostics()?);
+        diagnostics.extend(contents.diagnostics);
         diagnostics.extend(clash_diagnostics);
         diagnostics.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
         let stats = RefreshStats {
@@ -532,7 +529,7 @@ fn refresh_persisted(
     roots: &[PathBuf],
     found: &[FoundFile],
     config: &Config,
-) -> Result<(Registry, TextIndex, Store, RefreshStats), EngineError> {
+) -> Result<(Registry, Contents, TextIndex, Store, RefreshStats), EngineError> {
     let io = |source| EngineError::IndexDir {
         path: dir.to_path_buf(),
         source,
@@ -571,9 +568,15 @@ fn refresh_persisted(
     drop(registry);
     crate::store::collect_garbage(&paths.texts, &segments);
     let store = Store::open(&paths.texts, &segments, config.cache_bytes)?;
-    let copy = Registry::copy_of(&paths.registry)?;
+    let (copy, contents) = Registry::serving_copy(&paths.registry, config.embedder.is_some())?;
     drop(lock);
-    Ok((copy, text, store, RefreshStats { rebuilt, ..stats }))
+    Ok((
+        copy,
+        contents,
+        text,
+        store,
+        RefreshStats { rebuilt, ..stats },
+    ))
 }
 
 /// The parts of a persisted index.

@@ -22,19 +22,6 @@ use crate::store::TextLocation;
 /// changes: an index written by another version is rebuilt, so no stale parse is ever served.
 pub(crate) const SCHEMA_VERSION: i64 = 4;
 
-const TABLES: &[&str] = &[
-    "vectors",
-    "meta",
-    "files",
-    "definitions",
-    "capabilities",
-    "tags",
-    "labels",
-    "fallbacks",
-    "aliases",
-    "diagnostics",
-];
-
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, root INTEGER, size UBIGINT, mtime_ns BIGINT, hash UBIGINT);
@@ -117,6 +104,13 @@ pub(crate) struct Changes<'a> {
     pub diagnostics: Vec<&'a Diagnostic>,
 }
 
+/// A library's rows, held in memory by the engine that serves it.
+pub(crate) struct Contents {
+    pub definitions: Vec<Definition>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub vectors: Vec<(u64, Vec<f32>)>,
+}
+
 pub(crate) struct Registry {
     conn: Mutex<Connection>,
     /// Answers of `matching`, dropped whenever rows change.
@@ -148,16 +142,47 @@ impl Registry {
         Ok(Registry::new(conn))
     }
 
-    /// An in-memory copy of a persisted file, which is closed again at once.
-    pub fn copy_of(path: &Path) -> Result<Registry, RegistryError> {
+    /// What a served engine needs from a persisted file, which is closed again at once: its
+    /// contents (read straight from the file) and, for filters, an in-memory copy of only the
+    /// columns they test. Serving never holds DuckDB's file lock, and never keeps two copies of
+    /// every description.
+    pub fn serving_copy(
+        path: &Path,
+        with_vectors: bool,
+    ) -> Result<(Registry, Contents), RegistryError> {
         let conn = Connection::open_in_memory()?;
         let quoted = path.to_string_lossy().replace('\'', "''");
-        conn.execute_batch(&format!("ATTACH '{quoted}' AS disk (READ_ONLY)"))?;
-        for table in TABLES {
-            conn.execute_batch(&format!("CREATE TABLE {table} AS FROM disk.{table}"))?;
-        }
-        conn.execute_batch("DETACH disk")?;
-        Ok(Registry::new(conn))
+        conn.execute_batch(&format!("ATTACH '{quoted}' AS disk (READ_ONLY); USE disk;"))?;
+        let registry = Registry::new(conn);
+        let contents = Contents {
+            definitions: registry.definitions()?,
+            diagnostics: registry.diagnostics()?,
+            vectors: match with_vectors {
+                true => registry.vectors()?,
+                false => Vec::new(),
+            },
+        };
+        registry.conn().execute_batch(
+            "USE memory;
+             CREATE TABLE definitions AS
+                 SELECT key, name, kind, path, role_norm, category_norm, model_norm
+                 FROM disk.definitions;
+             CREATE TABLE labels AS FROM disk.labels;
+             DETACH disk;",
+        )?;
+        Ok((registry, contents))
+    }
+
+    /// Every definition, diagnostic and (when asked) vector: what `serving_copy` reads.
+    pub fn contents(&self, with_vectors: bool) -> Result<Contents, RegistryError> {
+        Ok(Contents {
+            definitions: self.definitions()?,
+            diagnostics: self.diagnostics()?,
+            vectors: match with_vectors {
+                true => self.vectors()?,
+                false => Vec::new(),
+            },
+        })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
