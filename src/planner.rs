@@ -1,7 +1,8 @@
 //! From a request to one ranked, copy-collapsed list. The planner estimates how many
 //! definitions each side would let through and runs the more selective one first:
 //! DuckDB's filter result restricting tantivy's scoring, or tantivy's top-k over-fetched and
-//! then filtered by DuckDB. `--explain` shows the choice and the estimates behind it.
+//! then checked against the filters in memory. `--explain` shows the choice and the estimates
+//! behind it.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -237,7 +238,7 @@ pub(crate) fn run(
     if !has_text && query.filters.is_empty() {
         return Err(PlanError::Empty);
     }
-    let matching = if query.filters.is_empty() || !has_text {
+    let matching = if query.filters.is_empty() {
         None
     } else {
         Some(registry.matching(&query.filters, FILTER_FIRST_MAX)?)
@@ -253,11 +254,7 @@ pub(crate) fn run(
         }
         (true, Some(_)) => (Strategy::TextFirst, None),
     };
-    let filter_matches = match &matching {
-        Some(m) => Some(m.count()),
-        None if !query.filters.is_empty() => Some(registry.count(&query.filters)?),
-        None => None,
-    };
+    let filter_matches = matching.as_ref().map(Matching::count);
 
     let mut wanted: Vec<String> = analyzed.stems.clone();
     wanted.extend(

@@ -2,8 +2,9 @@
 //! fallbacks and aliases in their own tables, and the manifest of files already read.
 //!
 //! The persisted file is written only while the index is refreshed, under the index lock; a
-//! running process serves from an in-memory copy, so it never holds DuckDB's file lock and a
-//! second process over the same root can refresh and read alongside it.
+//! running process reads what it serves from it once and keeps an in-memory copy of the filter
+//! columns, so it never holds DuckDB's file lock and a second process over the same root can
+//! refresh and read alongside it.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -154,14 +155,7 @@ impl Registry {
         let quoted = path.to_string_lossy().replace('\'', "''");
         conn.execute_batch(&format!("ATTACH '{quoted}' AS disk (READ_ONLY); USE disk;"))?;
         let registry = Registry::new(conn);
-        let contents = Contents {
-            definitions: registry.definitions()?,
-            diagnostics: registry.diagnostics()?,
-            vectors: match with_vectors {
-                true => registry.vectors()?,
-                false => Vec::new(),
-            },
-        };
+        let contents = registry.contents(with_vectors)?;
         registry.conn().execute_batch(
             "USE memory;
              CREATE TABLE definitions AS
