@@ -21,7 +21,7 @@ use crate::store::TextLocation;
 
 /// Bump when a table, the meaning of a column, how files are parsed, or the text index's schema
 /// changes: an index written by another version is rebuilt, so no stale parse is ever served.
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
