@@ -302,9 +302,9 @@ impl Engine {
         chains
     }
 
-    /// The agents to try for `role`, in order: its primary, then the fallback chain (walked
-    /// through the registry, past agents that are not installed). When no agent declares the
-    /// role, the best agents for the role's words.
+    /// The agents to try for `role`, in order: its primary, the other agents declaring it, then
+    /// the primary's fallback chain (walked in the catalog, past agents that are not
+    /// installed). When no agent declares the role, the best agents for the role's words.
     pub fn resolve_role(&self, role: &str, limit: usize) -> Result<Resolution, EngineError> {
         let limit = limit.max(1);
         let mut candidates: Vec<&Definition> = self.catalog.with_role(role);

@@ -157,7 +157,8 @@ pub struct ListOut {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct RoleOut {
     pub role: String,
-    /// Agents to try, in order: the primary, then its fallbacks.
+    /// Agents to try, in order: the primary, other agents declaring the role, then the
+    /// primary's fallbacks.
     pub agents: Vec<Entry>,
     /// Fallbacks named by the library that are not installed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
