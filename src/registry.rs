@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use duckdb::types::Value;
 use duckdb::{Connection, params, params_from_iter};
+use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
 use crate::diagnostic::{Diagnostic, Severity};
@@ -59,6 +60,28 @@ impl Matching {
 
 /// Distinct filter answers kept per registry.
 const MATCHING_CACHE: usize = 256;
+/// Keys held by all cached answers together (8 MB of keys, whatever filters clients send).
+const MATCHING_CACHE_KEYS: u64 = 1 << 20;
+
+/// Weighs a cached answer by the keys it holds, so a flood of distinct broad filters cannot
+/// grow the cache past `MATCHING_CACHE_KEYS`.
+#[derive(Clone)]
+struct ByKeys;
+
+impl Weighter<(Filters, u64), Matching> for ByKeys {
+    fn weight(&self, _: &(Filters, u64), answer: &Matching) -> u64 {
+        match answer {
+            Matching::Few(keys) => keys.len().max(1) as u64,
+            Matching::Many(_) => 1,
+        }
+    }
+}
+
+impl Weighter<(Filters, usize), Arc<Vec<u64>>> for ByKeys {
+    fn weight(&self, _: &(Filters, usize), keys: &Arc<Vec<u64>>) -> u64 {
+        keys.len().max(1) as u64
+    }
+}
 
 /// The WHERE clause for `filters` (only the filters given, so DuckDB sees plain equalities on
 /// pre-lowercased columns it can scan without calling a function per row) and its parameters.
@@ -115,17 +138,17 @@ pub(crate) struct Contents {
 pub(crate) struct Registry {
     conn: Mutex<Connection>,
     /// Answers of `matching`, dropped whenever rows change.
-    matching: Cache<(Filters, u64), Matching>,
+    matching: Cache<(Filters, u64), Matching, ByKeys>,
     /// Answers of `filter`, likewise.
-    listed: Cache<(Filters, usize), Arc<Vec<u64>>>,
+    listed: Cache<(Filters, usize), Arc<Vec<u64>>, ByKeys>,
 }
 
 impl Registry {
     fn new(conn: Connection) -> Registry {
         Registry {
             conn: Mutex::new(conn),
-            matching: Cache::new(MATCHING_CACHE),
-            listed: Cache::new(MATCHING_CACHE),
+            matching: Cache::with_weighter(MATCHING_CACHE, MATCHING_CACHE_KEYS, ByKeys),
+            listed: Cache::with_weighter(MATCHING_CACHE, MATCHING_CACHE_KEYS, ByKeys),
         }
     }
 
