@@ -287,9 +287,8 @@ pub struct Options {
     pub sources: Vec<PathBuf>,
     /// The orchestr8 binary to start as an MCP server; `None` skips the round trip.
     pub binary: Option<PathBuf>,
-    /// The embedding model and how long it took to load: with it, every size is also measured
-    /// with semantic fusion on.
-    pub semantic: Option<(Arc<Embedder>, Duration)>,
+    /// The embedding model: with it, every size is also measured with semantic fusion on.
+    pub semantic: Option<Arc<Embedder>>,
 }
 
 /// A scratch directory under the system's temp dir, removed when dropped (also on error), as a
@@ -329,7 +328,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         model_load_ms: options
             .semantic
             .as_ref()
-            .map(|(_, load)| load.as_secs_f64() * 1e3),
+            .map(|e| e.load_time().as_secs_f64() * 1e3),
         seed: options.seed,
         queries_per_class: options.queries,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -406,27 +405,12 @@ fn run_size(
     let mut queries_ms = Vec::new();
     for (class, set) in &sets {
         progress(&format!("{count}: {} queries", class.name()));
-        for probe in set {
-            std::hint::black_box(probe.run(&engine)?);
-        }
-        let mut samples = Vec::with_capacity(set.len());
-        let mut empty = 0;
-        for probe in set {
-            let started = Instant::now();
-            let found = std::hint::black_box(probe.run(&engine)?);
-            samples.push(started.elapsed());
-            empty += usize::from(found == 0);
-        }
-        queries_ms.push(ClassLatency {
-            class: *class,
-            empty,
-            ms: Latency::of(&mut samples, 1e3),
-        });
+        queries_ms.push(time_class(&engine, *class, set, set)?);
     }
 
     let semantic = match &options.semantic {
         None => None,
-        Some((embedder, _)) => Some(measure_semantic(
+        Some(embedder) => Some(measure_semantic(
             options, vocabulary, &config, embedder, count, progress,
         )?),
     };
@@ -496,6 +480,31 @@ fn run_size(
     })
 }
 
+/// Runs `warm_up` untimed, then times each request of `set`, counting those that found nothing.
+fn time_class(
+    engine: &Engine,
+    class: Class,
+    warm_up: &[Probe],
+    set: &[Probe],
+) -> Result<ClassLatency, BenchError> {
+    for probe in warm_up {
+        std::hint::black_box(probe.run(engine)?);
+    }
+    let mut samples = Vec::with_capacity(set.len());
+    let mut empty = 0;
+    for probe in set {
+        let started = Instant::now();
+        let found = std::hint::black_box(probe.run(engine)?);
+        samples.push(started.elapsed());
+        empty += usize::from(found == 0);
+    }
+    Ok(ClassLatency {
+        class,
+        empty,
+        ms: Latency::of(&mut samples, 1e3),
+    })
+}
+
 /// Classes that carry text, where the semantic side runs.
 const SEMANTIC_CLASSES: [Class; 5] = [
     Class::Kw2,
@@ -525,23 +534,9 @@ fn measure_semantic(
     for class in SEMANTIC_CLASSES {
         progress(&format!("{count}: {} queries, semantic", class.name()));
         let n = options.queries.max(1);
-        for probe in probes(vocabulary, class, n, options.seed ^ WARM_UP_SEED) {
-            std::hint::black_box(probe.run(&engine)?);
-        }
+        let warm_up = probes(vocabulary, class, n, options.seed ^ WARM_UP_SEED);
         let set = probes(vocabulary, class, n, options.seed);
-        let mut samples = Vec::with_capacity(set.len());
-        let mut empty = 0;
-        for probe in &set {
-            let started = Instant::now();
-            let found = std::hint::black_box(probe.run(&engine)?);
-            samples.push(started.elapsed());
-            empty += usize::from(found == 0);
-        }
-        queries_ms.push(ClassLatency {
-            class,
-            empty,
-            ms: Latency::of(&mut samples, 1e3),
-        });
+        queries_ms.push(time_class(&engine, class, &warm_up, &set)?);
     }
     Ok(SemanticReport {
         embed_build_s,

@@ -204,13 +204,10 @@ fn embedder(args: &Args) -> Option<std::sync::Arc<orchestr8::embed::Embedder>> {
         );
         return None;
     }
-    let started = std::time::Instant::now();
     match orchestr8::embed::Embedder::load(&dir) {
         Ok(embedder) => {
-            tracing::debug!(
-                ms = started.elapsed().as_millis() as u64,
-                "embedding model loaded"
-            );
+            let ms = embedder.load_time().as_millis() as u64;
+            tracing::debug!(ms, "embedding model loaded");
             Some(std::sync::Arc::new(embedder))
         }
         Err(error) => {
@@ -271,16 +268,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
             seed,
             queries,
         } => {
-            // Timed here, apart from the engine's own load above: what a process pays once.
-            let started = std::time::Instant::now();
-            let semantic = config.embedder.as_ref().and_then(|_| embedder(&args));
             let options = orchestr8::bench::Options {
                 counts: count.clone(),
                 seed: *seed,
                 queries: *queries,
                 sources: config.roots.clone(),
                 binary: Some(std::env::current_exe().context("cannot find this binary")?),
-                semantic: semantic.map(|e| (e, started.elapsed())),
+                semantic: config.embedder.clone(),
             };
             let report = orchestr8::bench::run(&options, &mut |m| eprintln!("bench: {m}"))?;
             match args.json {

@@ -44,6 +44,8 @@ pub struct Embedder {
     /// cloning a tokenizer to change its truncation copies its whole vocabulary (milliseconds).
     definition_tokenizer: Tokenizer,
     queries: Cache<String, Arc<Vec<f32>>>,
+    /// How long `load` took: what every process with semantic search pays at start.
+    load_time: std::time::Duration,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -55,6 +57,7 @@ impl std::fmt::Debug for Embedder {
 impl Embedder {
     /// Loads the model from `dir` (`config.json`, `tokenizer.json`, `model.safetensors`).
     pub fn load(dir: &Path) -> Result<Embedder, EmbedError> {
+        let started = std::time::Instant::now();
         let fail = |message: String| EmbedError::Load {
             dir: dir.display().to_string(),
             message,
@@ -92,7 +95,12 @@ impl Embedder {
             query_tokenizer: truncated(QUERY_TOKENS)?,
             definition_tokenizer: truncated(DEFINITION_TOKENS)?,
             queries: Cache::new(4096),
+            load_time: started.elapsed(),
         })
+    }
+
+    pub fn load_time(&self) -> std::time::Duration {
+        self.load_time
     }
 
     /// The vector of a query, cached: orchestrators repeat themselves.

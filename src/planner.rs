@@ -47,7 +47,7 @@ impl Filters {
             && self
                 .capability
                 .as_ref()
-                .is_none_or(|c| d.labels().contains(&c.to_lowercase()))
+                .is_none_or(|c| d.has_label(&c.to_lowercase()))
     }
 }
 

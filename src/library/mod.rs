@@ -91,6 +91,14 @@ impl Definition {
         one_line(&self.description, max)
     }
 
+    /// Whether a capability or tag equals `wanted`, which is already lowercased.
+    pub fn has_label(&self, wanted: &str) -> bool {
+        self.capabilities
+            .iter()
+            .chain(&self.tags)
+            .any(|l| l.to_lowercase() == wanted)
+    }
+
     /// Capabilities and tags, lowercased, sorted, each once: what a capability filter matches.
     pub fn labels(&self) -> Vec<String> {
         let mut labels: Vec<String> = self
