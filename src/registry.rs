@@ -343,7 +343,7 @@ impl Registry {
         Ok(())
     }
 
-    /// Every definition, in path order.
+    /// Every definition, in no particular order (the catalog orders them by precedence).
     pub fn definitions(&self) -> Result<Vec<Definition>, RegistryError> {
         let conn = self.conn();
         let mut lists: HashMap<u64, Lists> = HashMap::new();
@@ -352,14 +352,15 @@ impl Registry {
             ("tags", "tag", 1),
             ("fallbacks", "fallback", 2),
         ] {
+            // A definition's capabilities and tags are appended together, in order, and DuckDB
+            // returns rows in insertion order (`preserve_insertion_order`, on by default), so
+            // only fallbacks, whose order is a column, need sorting.
             let order = if table == "fallbacks" {
-                "key, position"
+                " ORDER BY key, position"
             } else {
-                "key, rowid"
+                ""
             };
-            let mut stmt = conn.prepare(&format!(
-                "SELECT key, {column} FROM {table} ORDER BY {order}"
-            ))?;
+            let mut stmt = conn.prepare(&format!("SELECT key, {column} FROM {table}{order}"))?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?)))?;
             for row in rows {
                 let (key, value) = row?;
@@ -369,7 +370,7 @@ impl Registry {
         let mut stmt = conn.prepare(
             "SELECT key, name, kind, category, role, model, description, path, root, tokens,
                     argument_hint, tools, use_when, extra, segment, text_offset, text_length
-             FROM definitions ORDER BY path",
+             FROM definitions",
         )?;
         let rows = stmt.query_map([], |r| {
             let kind: String = r.get(2)?;
