@@ -2,6 +2,8 @@
 //! words from the shipped library): scan and index, reopen, every query class of
 //! `orchestr8 bench`, definition loads cold and cached, and the MCP round trip over stdio.
 //!
+//! The `vectors` group times the semantic side's scan alone at 1k, 10k and 100k.
+//!
 //! `orchestr8 bench` gives the same figures at 10k and 100k in one run; these benches are for
 //! comparing one change with the last (criterion keeps the previous run and reports the
 //! difference), so they stay at a size that takes a few minutes.
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use orchestr8::bench::{Class, McpClient, probes};
+use orchestr8::embed::{DIMENSIONS, Vectors};
 use orchestr8::synth::{self, Vocabulary};
 use orchestr8::{Config, Engine};
 
@@ -160,5 +163,26 @@ fn discovery(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, discovery);
+/// The semantic side's scan over definition vectors at 1k, 10k and 100k (random unit vectors:
+/// the cost does not depend on the values, and embedding 100k definitions takes an hour here).
+fn vector_scan(c: &mut Criterion) {
+    let mut rng = fastrand::Rng::with_seed(SEED);
+    let mut unit = || {
+        let v: Vec<f32> = (0..DIMENSIONS).map(|_| rng.f32() - 0.5).collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / norm).collect::<Vec<f32>>()
+    };
+    let query = unit();
+    let mut group = c.benchmark_group("vectors");
+    group.measurement_time(Duration::from_secs(3));
+    for count in [1_000u64, 10_000, 100_000] {
+        let vectors = Vectors::new((0..count).map(|key| (key, unit())).collect());
+        group.bench_function(format!("nearest-{}k", count / 1000), |b| {
+            b.iter(|| vectors.nearest(&query, None, 50))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, discovery, vector_scan);
 criterion_main!(benches);
