@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc, built without transparent huge pages (`no_thp`): see ARCHITECTURE.md.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
