@@ -1,5 +1,6 @@
-//! The structured side: every definition's frontmatter in DuckDB, with capabilities, tags,
-//! fallbacks and aliases in their own tables, and the manifest of files already read.
+//! The structured side: every definition's frontmatter in DuckDB, one row each (lists as
+//! JSON columns, so a reopen reads one row per definition), with the lowercased labels that
+//! filters match in their own table, aliases, and the manifest of files already read.
 //!
 //! The persisted file is written only while the index is refreshed, under the index lock; a
 //! running process reads what it serves from it once and keeps an in-memory copy of the filter
@@ -22,7 +23,7 @@ use crate::store::TextLocation;
 
 /// Bump when a table, the meaning of a column, how files are parsed, or the text index's schema
 /// changes: an index written by another version is rebuilt, so no stale parse is ever served.
-pub(crate) const SCHEMA_VERSION: i64 = 5;
+pub(crate) const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -31,12 +32,10 @@ CREATE TABLE IF NOT EXISTS definitions (
     key UBIGINT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, category TEXT, role TEXT,
     model TEXT, description TEXT NOT NULL, path TEXT NOT NULL, root INTEGER NOT NULL,
     tokens UBIGINT NOT NULL, argument_hint TEXT, tools TEXT NOT NULL, use_when TEXT NOT NULL,
-    extra TEXT NOT NULL, segment UINTEGER NOT NULL, text_offset UBIGINT NOT NULL, text_length UBIGINT NOT NULL,
+    capabilities TEXT NOT NULL, tags TEXT NOT NULL, fallbacks TEXT NOT NULL, extra TEXT NOT NULL,
+    segment UINTEGER NOT NULL, text_offset UBIGINT NOT NULL, text_length UBIGINT NOT NULL,
     role_norm TEXT, category_norm TEXT, model_norm TEXT);
-CREATE TABLE IF NOT EXISTS capabilities (key UBIGINT, capability TEXT);
 CREATE TABLE IF NOT EXISTS labels (key UBIGINT, label TEXT);
-CREATE TABLE IF NOT EXISTS tags (key UBIGINT, tag TEXT);
-CREATE TABLE IF NOT EXISTS fallbacks (key UBIGINT, position INTEGER, fallback TEXT);
 CREATE TABLE IF NOT EXISTS aliases (name TEXT, alias TEXT);
 CREATE TABLE IF NOT EXISTS vectors (key UBIGINT, v BLOB);
 CREATE TABLE IF NOT EXISTS diagnostics (path TEXT, line UBIGINT, severity TEXT, message TEXT);
@@ -247,16 +246,9 @@ impl Registry {
         for path in &changes.removed {
             let key = crate::library::key_of(path);
             let text = path.to_string_lossy();
-            for table in [
-                "definitions",
-                "capabilities",
-                "tags",
-                "fallbacks",
-                "vectors",
-            ] {
+            for table in ["definitions", "labels", "vectors"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE key = ?"), params![key])?;
             }
-            tx.execute("DELETE FROM labels WHERE key = ?", params![key])?;
             tx.execute("DELETE FROM diagnostics WHERE path = ?", params![text])?;
             tx.execute("DELETE FROM files WHERE path = ?", params![text])?;
         }
@@ -287,6 +279,9 @@ impl Registry {
                     d.argument_hint,
                     json(&d.tools),
                     json(&d.use_when),
+                    json(&d.capabilities),
+                    json(&d.tags),
+                    json(&d.fallbacks),
                     serde_json::Value::Object(d.extra.clone()).to_string(),
                     d.text.segment,
                     d.text.offset,
@@ -296,22 +291,10 @@ impl Registry {
                     d.model.as_deref().map(str::to_lowercase),
                 ])?;
             }
-            let mut caps = tx.appender("capabilities")?;
-            let mut tags = tx.appender("tags")?;
             let mut labels = tx.appender("labels")?;
-            let mut fallbacks = tx.appender("fallbacks")?;
             for d in &changes.definitions {
                 for label in d.labels() {
                     labels.append_row(params![d.key, label])?;
-                }
-                for c in &d.capabilities {
-                    caps.append_row(params![d.key, c])?;
-                }
-                for t in &d.tags {
-                    tags.append_row(params![d.key, t])?;
-                }
-                for (i, f) in d.fallbacks.iter().enumerate() {
-                    fallbacks.append_row(params![d.key, i as i64, f])?;
                 }
             }
             let mut diags = tx.appender("diagnostics")?;
@@ -346,32 +329,15 @@ impl Registry {
     /// Every definition, in no particular order (the catalog orders them by precedence).
     pub fn definitions(&self) -> Result<Vec<Definition>, RegistryError> {
         let conn = self.conn();
-        let mut lists: HashMap<u64, Lists> = HashMap::new();
-        for (table, column, slot) in [
-            ("capabilities", "capability", 0),
-            ("tags", "tag", 1),
-            ("fallbacks", "fallback", 2),
-        ] {
-            // A definition's capabilities and tags are appended together, in order, and DuckDB
-            // returns rows in insertion order (`preserve_insertion_order`, on by default), so
-            // only fallbacks, whose order is a column, need sorting.
-            let order = if table == "fallbacks" {
-                " ORDER BY key, position"
-            } else {
-                ""
-            };
-            let mut stmt = conn.prepare(&format!("SELECT key, {column} FROM {table}{order}"))?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, u64>(0)?, r.get::<_, String>(1)?)))?;
-            for row in rows {
-                let (key, value) = row?;
-                lists.entry(key).or_default()[slot].push(value);
-            }
-        }
         let mut stmt = conn.prepare(
             "SELECT key, name, kind, category, role, model, description, path, root, tokens,
-                    argument_hint, tools, use_when, extra, segment, text_offset, text_length
+                    argument_hint, tools, use_when, capabilities, tags, fallbacks, extra, segment,
+                    text_offset, text_length
              FROM definitions",
         )?;
+        let list = |r: &duckdb::Row<'_>, i: usize| -> duckdb::Result<Vec<String>> {
+            Ok(serde_json::from_str(&r.get::<_, String>(i)?).unwrap_or_default())
+        };
         let rows = stmt.query_map([], |r| {
             let kind: String = r.get(2)?;
             Ok(Definition {
@@ -386,30 +352,20 @@ impl Registry {
                 root: r.get::<_, i64>(8)? as usize,
                 tokens: r.get(9)?,
                 argument_hint: r.get(10)?,
-                tools: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
-                use_when: serde_json::from_str(&r.get::<_, String>(12)?).unwrap_or_default(),
-                extra: serde_json::from_str(&r.get::<_, String>(13)?).unwrap_or_default(),
+                tools: list(r, 11)?,
+                use_when: list(r, 12)?,
+                capabilities: list(r, 13)?,
+                tags: list(r, 14)?,
+                fallbacks: list(r, 15)?,
+                extra: serde_json::from_str(&r.get::<_, String>(16)?).unwrap_or_default(),
                 text: TextLocation {
-                    segment: r.get(14)?,
-                    offset: r.get(15)?,
-                    length: r.get(16)?,
+                    segment: r.get(17)?,
+                    offset: r.get(18)?,
+                    length: r.get(19)?,
                 },
-                capabilities: Vec::new(),
-                tags: Vec::new(),
-                fallbacks: Vec::new(),
             })
         })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let mut d = row?;
-            if let Some([caps, tags, fallbacks]) = lists.remove(&d.key) {
-                d.capabilities = caps;
-                d.tags = tags;
-                d.fallbacks = fallbacks;
-            }
-            out.push(d);
-        }
-        Ok(out)
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Every stored diagnostic, in path and line order.
@@ -535,9 +491,6 @@ impl Registry {
         Ok(keys)
     }
 }
-
-/// Capabilities, tags and fallbacks of one definition.
-type Lists = [Vec<String>; 3];
 
 fn json(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
