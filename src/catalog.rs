@@ -2,6 +2,7 @@
 //! define it, and which definitions are identical copies of one another.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 
 use crate::diagnostic::Diagnostic;
 use crate::library::{Definition, Kind};
@@ -22,10 +23,11 @@ pub(crate) struct Catalog {
     by_role: HashMap<String, Vec<usize>>,
 }
 
-/// The text by which copies are recognised (`relevance.md`): whitespace collapsed, trimmed,
-/// lowercased. Empty descriptions group nothing.
-pub(crate) fn copy_signature(description: &str) -> String {
-    let mut signature = String::with_capacity(description.len());
+/// Writes into `signature` the text by which copies are recognised (`relevance.md`):
+/// whitespace collapsed, trimmed, lowercased. Empty descriptions group nothing. The caller's
+/// buffer is reused: at 100k definitions, one fresh string per description was 50 MB.
+fn copy_signature(description: &str, signature: &mut String) {
+    signature.clear();
     for word in description.split_whitespace() {
         if !signature.is_empty() {
             signature.push(' ');
@@ -38,7 +40,12 @@ pub(crate) fn copy_signature(description: &str) -> String {
             signature.push_str(&word.to_lowercase());
         }
     }
-    signature
+}
+
+fn hash_of(text: &str) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Precedence order of definition files: earlier root, then shallower path, then path order
@@ -74,27 +81,45 @@ impl Catalog {
                 }
             }
         }
-        let mut signature_groups: HashMap<(Kind, String), Vec<usize>> = HashMap::new();
+        // Grouped by a hash of the signature; a bucket holding more than one definition is
+        // then split by the signatures themselves, so a hash collision never merges two.
+        let mut buckets: HashMap<(Kind, u64), Vec<usize>> = HashMap::new();
         let mut group_of = vec![usize::MAX; defs.len()];
         let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut signature = String::new();
         for (i, d) in defs.iter().enumerate() {
             if shadowed.contains(&d.key) {
                 continue;
             }
-            let signature = copy_signature(&d.description);
+            copy_signature(&d.description, &mut signature);
             if signature.is_empty() {
                 group_of[i] = groups.len();
                 groups.push(vec![i]);
             } else {
-                signature_groups
-                    .entry((d.kind, signature))
+                buckets
+                    .entry((d.kind, hash_of(&signature)))
                     .or_default()
                     .push(i);
             }
         }
+        let mut by_signature: Vec<Vec<usize>> = Vec::with_capacity(buckets.len());
+        for members in buckets.into_values() {
+            if members.len() == 1 {
+                by_signature.push(members);
+                continue;
+            }
+            let mut exact: Vec<(String, Vec<usize>)> = Vec::new();
+            for m in members {
+                copy_signature(&defs[m].description, &mut signature);
+                match exact.iter_mut().find(|(s, _)| *s == signature) {
+                    Some((_, same)) => same.push(m),
+                    None => exact.push((signature.clone(), vec![m])),
+                }
+            }
+            by_signature.extend(exact.into_iter().map(|(_, same)| same));
+        }
         // Members were pushed in precedence order: ordering groups by their first member makes
         // group ids deterministic.
-        let mut by_signature: Vec<Vec<usize>> = signature_groups.into_values().collect();
         by_signature.sort_unstable_by_key(|members| members[0]);
         for mut members in by_signature {
             members.sort_by(|&a, &b| defs[a].name.cmp(&defs[b].name));
