@@ -695,16 +695,22 @@ fn update(
     manifest: &HashMap<PathBuf, (u64, i64)>,
     progress: bool,
 ) -> Result<(RefreshStats, Option<crate::store::OwnedSegment>), EngineError> {
-    let present: HashSet<&Path> = found.iter().map(|f| f.path.as_path()).collect();
     let changed: Vec<&FoundFile> = found
         .iter()
         .filter(|f| manifest.get(&f.path) != Some(&(f.size, f.mtime_ns)))
         .collect();
-    let gone: Vec<PathBuf> = manifest
-        .keys()
-        .filter(|p| !present.contains(p.as_path()))
-        .cloned()
-        .collect();
+    // When every file found is in the manifest unchanged and the counts agree, nothing is
+    // gone: the usual reopen skips hashing every path a second and third time.
+    let gone: Vec<PathBuf> = if changed.is_empty() && found.len() == manifest.len() {
+        Vec::new()
+    } else {
+        let present: HashSet<&Path> = found.iter().map(|f| f.path.as_path()).collect();
+        manifest
+            .keys()
+            .filter(|p| !present.contains(p.as_path()))
+            .cloned()
+            .collect()
+    };
     if changed.is_empty() && gone.is_empty() {
         return Ok((RefreshStats::default(), None));
     }
