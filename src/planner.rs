@@ -340,11 +340,19 @@ pub(crate) fn run(
         }
         Strategy::TextOnly | Strategy::TextFirst => {
             // Over-fetch so copies and filtered-out hits do not leave the list short; widen
-            // until it is full or neither side has anything more.
+            // until it is full or neither side has anything more. BM25 alone with no filter
+            // only needs enough hits to fill the list after copies collapse: block-WAND skips
+            // documents below the k-th best score, so a smaller k skips more (2-word queries
+            // at 100k: p50 1.36 -> 1.0 ms). Fused, the deeper BM25 hits still add to the
+            // semantic side's candidates (nDCG@5 on both judged sets drops with k = 20).
             let mut fetch = fetch_size(query.limit, catalog);
+            let mut text_fetch = match (strategy, &near_query) {
+                (Strategy::TextOnly, None) => query.limit.saturating_mul(2).min(fetch),
+                _ => fetch,
+            };
             loop {
                 collapse.clear();
-                let bm25 = text.search(&analyzed, None, fetch)?;
+                let bm25 = text.search(&analyzed, None, text_fetch)?;
                 let near = nearest(None, fetch);
                 let fused = fuse(&bm25, &near, |k| catalog.group_id(k));
                 for (key, score, ranks) in fused {
@@ -356,10 +364,11 @@ pub(crate) fn run(
                         collapse.push(key, score, ranks);
                     }
                 }
-                if collapse.is_full() || (bm25.len() < fetch && near.len() < fetch) {
-                    break fetch;
+                if collapse.is_full() || (bm25.len() < text_fetch && near.len() < fetch) {
+                    break text_fetch.max(near.len());
                 }
                 fetch = fetch.saturating_mul(4);
+                text_fetch = text_fetch.saturating_mul(4);
             }
         }
     };
