@@ -244,14 +244,22 @@ fn dot(a: &[i8], b: &[i8]) -> i32 {
 impl Vectors {
     pub fn new(rows: Vec<(u64, Vec<f32>)>) -> Vectors {
         let mut v = Vectors::default();
-        for (key, vector) in rows.into_iter().filter(|(_, v)| v.len() == DIMENSIONS) {
-            let (codes, scale) = quantise(&vector);
-            v.position.insert(key, v.keys.len());
-            v.keys.push(key);
-            v.codes.extend_from_slice(&codes);
-            v.scales.push(scale);
+        for (key, vector) in rows {
+            v.push(key, &vector);
         }
         v
+    }
+
+    /// Adds one definition's vector, quantised; a vector of the wrong length is skipped.
+    pub(crate) fn push(&mut self, key: u64, vector: &[f32]) {
+        if vector.len() != DIMENSIONS {
+            return;
+        }
+        let (codes, scale) = quantise(vector);
+        self.position.insert(key, self.keys.len());
+        self.keys.push(key);
+        self.codes.extend_from_slice(&codes);
+        self.scales.push(scale);
     }
 
     pub fn is_empty(&self) -> bool {

@@ -156,7 +156,6 @@ impl Engine {
             }
         };
         let (catalog, clash_diagnostics) = Catalog::new(contents.definitions);
-        let vectors = Vectors::new(contents.vectors);
         let mut diagnostics = walk_diagnostics;
         diagnostics.extend(contents.diagnostics);
         diagnostics.extend(clash_diagnostics);
@@ -180,7 +179,7 @@ impl Engine {
             text,
             catalog,
             store,
-            vectors,
+            vectors: contents.vectors,
             embedder: config.embedder.clone(),
             diagnostics,
             stats,
