@@ -87,6 +87,16 @@ impl FieldName {
     }
 }
 
+/// The characters of `text` as a set of 64 bits (character code modulo 64). One edit changes
+/// at most two bits (a substitution removes one character and adds another, an insertion or
+/// deletion one, a transposition none), so a term whose set differs from the query word's in
+/// more than two bits per allowed edit is skipped before computing the edit distance, which
+/// was a third of a misspelt query's time at 100k definitions.
+fn char_bits(text: &str) -> u64 {
+    text.chars()
+        .fold(0, |bits, c| bits | 1 << (u32::from(c) % 64))
+}
+
 /// Pending changes to the text index.
 pub(crate) struct TextWriter<'a> {
     text: &'a TextIndex,
@@ -139,7 +149,8 @@ pub(crate) struct TextIndex {
     analyzer: TextAnalyzer,
     word_analyzer: TextAnalyzer,
     /// Terms of the short fields, bucketed by length in characters.
-    vocabulary: BTreeMap<usize, Vec<String>>,
+    /// Length in characters -> (character set, term), for typo correction.
+    vocabulary: BTreeMap<usize, Vec<(u64, String)>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -315,10 +326,10 @@ impl TextIndex {
             self.vocabulary
                 .entry(term.chars().count())
                 .or_default()
-                .push(term);
+                .push((char_bits(&term), term));
         }
         for bucket in self.vocabulary.values_mut() {
-            bucket.sort_unstable();
+            bucket.sort_unstable_by(|a, b| a.1.cmp(&b.1));
         }
         Ok(())
     }
@@ -423,11 +434,13 @@ impl TextIndex {
             return Vec::new();
         }
         let max = if len >= 8 { 2 } else { 1 };
+        let bits = char_bits(stem);
         let mut found: Vec<(usize, &String)> = self
             .vocabulary
             .range(len - max..=len + max)
             .flat_map(|(_, bucket)| bucket)
-            .filter_map(|term| {
+            .filter(|(term_bits, _)| (term_bits ^ bits).count_ones() as usize <= 2 * max)
+            .filter_map(|(_, term)| {
                 let d = strsim::osa_distance(stem, term);
                 (d <= max).then_some((d, term))
             })
@@ -509,6 +522,18 @@ impl TextIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_edit_changes_at_most_two_character_bits() {
+        let within =
+            |a: &str, b: &str, edits: u32| (char_bits(a) ^ char_bits(b)).count_ones() <= 2 * edits;
+        assert!(within("terraform", "terrafrom", 1)); // transposition
+        assert!(within("kubernetes", "kubernetez", 1)); // substitution
+        assert!(within("docker", "dockerr", 1)); // insertion
+        assert!(within("zürich", "zurich", 1)); // substitution, non-ASCII
+        assert!(within("elasticsearch", "elastisearch", 1)); // deletion
+        assert!(!within("docker", "python", 1));
+    }
     use crate::library::formats::{Location, parse_file};
 
     #[test]
