@@ -6,15 +6,12 @@
 //! short fields (name, description, tags, use-when) and replaced by its nearest terms within a
 //! small edit distance; those terms are then scored by BM25 like any other, at a discount.
 
-mod top_keys;
+mod max_score;
 
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use tantivy::collector::TopDocs;
-use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions,
 };
@@ -24,7 +21,7 @@ use tantivy::tokenizer::{
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use crate::library::{BodyText, Definition};
-use top_keys::TopKeys;
+use max_score::Clause;
 
 const ANALYZER: &str = "en";
 /// The u64 field holding each document's definition key, indexed for deletes and fast for hits.
@@ -46,10 +43,6 @@ const BOOSTS: [(FieldName, f32); 7] = [
 /// At most this many distinct stems of a query are searched for: a 70-word brief has about 50,
 /// and every extra term costs a posting-list walk.
 const MAX_QUERY_TERMS: usize = 64;
-
-/// Queries of at most this many terms are ranked with tantivy's block-WAND, which skips most
-/// documents of a short query; longer ones visit every match (see `top_keys`).
-const WAND_MAX_TERMS: usize = 3;
 
 /// At most this many unknown words are corrected per query; each costs a vocabulary scan.
 const MAX_CORRECTIONS: usize = 8;
@@ -363,17 +356,6 @@ impl TextIndex {
     }
 }
 
-fn boosted(field: Field, term: &str, boost: f32) -> (Occur, Box<dyn Query>) {
-    let query = TermQuery::new(
-        Term::from_field_text(field, term),
-        IndexRecordOption::WithFreqs,
-    );
-    (
-        Occur::Should,
-        Box::new(BoostQuery::new(Box::new(query), boost)),
-    )
-}
-
 /// The tokens `analyzer` makes of `text`, in order of first appearance, without repeats.
 fn tokens(analyzer: &TextAnalyzer, text: &str) -> Vec<String> {
     let mut analyzer = analyzer.clone();
@@ -464,58 +446,39 @@ impl TextIndex {
                 .iter()
                 .flat_map(|(_, near)| near.iter().map(|t| (t, CORRECTION_WEIGHT))),
         );
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let mut terms = 0;
+        let mut clauses = Vec::new();
         for (term, weight) in weighted {
-            terms += 1;
             for &(name, field, boost) in &self.fields {
                 if name != FieldName::NameWords {
-                    clauses.push(boosted(field, term, boost * weight));
+                    clauses.push(Clause {
+                        term: Term::from_field_text(field, term),
+                        boost: boost * weight,
+                    });
                 }
             }
         }
         for &(name, field, boost) in &self.fields {
             if name == FieldName::NameWords {
-                clauses.extend(query.words.iter().map(|w| boosted(field, w, boost)));
+                clauses.extend(query.words.iter().map(|w| Clause {
+                    term: Term::from_field_text(field, w),
+                    boost,
+                }));
             }
         }
         let searcher = self.reader.searcher();
-        // tantivy allocates room for `limit` hits up front, and `search --limit` is whatever the
-        // user typed: never ask for more hits than there are documents.
+        // `search --limit` is whatever the user typed: never hold room for more hits than there
+        // are documents.
         let limit = limit.min(usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX));
         if clauses.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let query = BooleanQuery::new(clauses);
-        if terms > WAND_MAX_TERMS || only.is_some() {
-            let top = TopKeys {
-                limit,
-                key_field: KEY,
-                only: only.cloned(),
-            };
-            return Ok(searcher.search(&query, &top)?);
-        }
-        let top = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
-        let mut keys = HashMap::new();
-        top.into_iter()
-            .map(|(score, address)| {
-                let column = match keys.entry(address.segment_ord) {
-                    Entry::Occupied(e) => e.into_mut(),
-                    Entry::Vacant(e) => e.insert(
-                        searcher
-                            .segment_reader(address.segment_ord)
-                            .fast_fields()
-                            .u64(KEY)?,
-                    ),
-                };
-                let key = column.first(address.doc_id).ok_or_else(|| {
-                    TextError(tantivy::TantivyError::InvalidArgument(
-                        "document without key".into(),
-                    ))
-                })?;
-                Ok((key, score))
-            })
-            .collect()
+        Ok(max_score::top_keys(
+            &searcher,
+            &clauses,
+            KEY,
+            only.map(|o| &**o),
+            limit,
+        )?)
     }
 }
 
