@@ -32,6 +32,8 @@ use tantivy::query::{Bm25StatisticsProvider, Bm25Weight};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocId, DocSet, Score, Searcher, TERMINATED, Term};
 
+use super::KEY;
+
 /// Documents summed per window: the score array (16 KiB) stays in the L1/L2 cache.
 const WINDOW: u32 = 4096;
 
@@ -46,7 +48,6 @@ pub(super) struct Clause {
 pub(super) fn top_keys(
     searcher: &Searcher,
     clauses: &[Clause],
-    key_field: &str,
     only: Option<&HashSet<u64>>,
     limit: usize,
 ) -> tantivy::Result<Vec<(u64, Score)>> {
@@ -77,19 +78,14 @@ pub(super) fn top_keys(
                 continue;
             };
             let field = clause.term.field();
-            scorers.push(Bounded {
-                doc_freq: info.doc_freq,
-                max: weight.max_score(),
-                scorer: TermScorer {
-                    postings: index
-                        .read_postings_from_terminfo(&info, IndexRecordOption::WithFreqs)?,
-                    norms: norms.get(field, |f| reader.get_fieldnorms_reader(f))?,
-                    weight: weight.clone(),
-                },
+            scorers.push(TermScorer {
+                postings: index.read_postings_from_terminfo(&info, IndexRecordOption::WithFreqs)?,
+                norms: norms.get(field, |f| reader.get_fieldnorms_reader(f))?,
+                weight: weight.clone(),
             });
         }
         let segment = Segment {
-            keys: reader.fast_fields().u64(key_field)?,
+            keys: reader.fast_fields().u64(KEY)?,
             max_doc: reader.max_doc(),
             alive: reader.alive_bitset(),
             only,
@@ -118,6 +114,16 @@ impl TermScorer {
 
     fn seek(&mut self, target: DocId) -> DocId {
         self.postings.seek(target)
+    }
+
+    /// The largest score this clause can give.
+    fn max(&self) -> Score {
+        self.weight.max_score()
+    }
+
+    /// Documents in this segment containing the term.
+    fn doc_freq(&self) -> u32 {
+        self.postings.doc_freq()
     }
 
     fn score(&self) -> Score {
@@ -191,14 +197,6 @@ impl<T: Clone> FieldCache<T> {
     }
 }
 
-/// A clause's scorer and the largest score it can give.
-struct Bounded {
-    scorer: TermScorer,
-    /// Documents in this segment containing the term.
-    doc_freq: u32,
-    max: Score,
-}
-
 /// What one segment's collection reads besides the scorers.
 struct Segment<'a> {
     keys: Column<u64>,
@@ -209,21 +207,21 @@ struct Segment<'a> {
 }
 
 impl Segment<'_> {
-    fn collect(&self, mut scorers: Vec<Bounded>, best: &mut Best) {
-        scorers.sort_by(|a, b| a.max.total_cmp(&b.max));
+    fn collect(&self, mut scorers: Vec<TermScorer>, best: &mut Best) {
+        scorers.sort_by(|a, b| a.max().total_cmp(&b.max()));
         // below[i]: the most the clauses before i can add together.
         let below: Vec<Score> = scorers
             .iter()
             .scan(0.0, |sum, s| {
                 let before = *sum;
-                *sum += s.max;
+                *sum += s.max();
                 Some(before)
             })
             .collect();
         let total = below
             .last()
             .zip(scorers.last())
-            .map_or(0.0, |(b, s)| b + s.max);
+            .map_or(0.0, |(b, s)| b + s.max());
         let mut scores = vec![0.0 as Score; WINDOW as usize];
         let mut matched = [0u64; WINDOW as usize / 64];
         let mut candidates: Vec<u16> = Vec::with_capacity(WINDOW as usize);
@@ -232,7 +230,7 @@ impl Segment<'_> {
             // Clauses [..essential] are non-essential: together they cannot reach the threshold.
             let essential =
                 threshold.map_or(0, |t| below.partition_point(|&b| b < t).saturating_sub(1));
-            let Some(start) = scorers[essential..].iter().map(|s| s.scorer.doc()).min() else {
+            let Some(start) = scorers[essential..].iter().map(|s| s.doc()).min() else {
                 return;
             };
             if start == TERMINATED || threshold.is_some_and(|t| total < t) {
@@ -241,12 +239,12 @@ impl Segment<'_> {
             let end = start.saturating_add(WINDOW).min(TERMINATED);
             let (optional, essential) = scorers.split_at_mut(essential);
             for s in essential {
-                let mut doc = s.scorer.doc();
+                let mut doc = s.doc();
                 while doc < end {
                     let i = (doc - start) as usize;
-                    scores[i] += s.scorer.score();
+                    scores[i] += s.score();
                     matched[i / 64] |= 1 << (i % 64);
-                    doc = s.scorer.advance();
+                    doc = s.advance();
                 }
             }
             let beaten = |score: Score| threshold.is_some_and(|t| score < t);
@@ -270,18 +268,18 @@ impl Segment<'_> {
             let span = u64::from(end.min(self.max_doc).saturating_sub(start));
             let steps: u64 = optional
                 .iter()
-                .map(|s| u64::from(s.doc_freq) * span / u64::from(self.max_doc.max(1)))
+                .map(|s| u64::from(s.doc_freq()) * span / u64::from(self.max_doc.max(1)))
                 .sum();
             if steps < seeks {
                 for s in optional.iter_mut() {
                     // A non-essential cursor lags where its last seek left it.
-                    let mut doc = s.scorer.doc();
+                    let mut doc = s.doc();
                     if doc < start {
-                        doc = s.scorer.seek(start);
+                        doc = s.seek(start);
                     }
                     while doc < end {
-                        scores[(doc - start) as usize] += s.scorer.score();
-                        doc = s.scorer.advance();
+                        scores[(doc - start) as usize] += s.score();
+                        doc = s.advance();
                     }
                 }
             } else {
@@ -289,18 +287,18 @@ impl Segment<'_> {
                 // candidates (its cursor and decoded block stay hot); a candidate that even
                 // this clause and all weaker ones cannot lift is dropped.
                 for (j, s) in optional.iter_mut().enumerate().rev() {
-                    let reach = below[j] + s.max;
+                    let reach = below[j] + s.max();
                     candidates.retain(|&i| {
                         let i = usize::from(i);
                         if beaten(scores[i] + reach) {
                             return false;
                         }
                         let doc = start + i as u32;
-                        if s.scorer.doc() < doc {
-                            s.scorer.seek(doc);
+                        if s.doc() < doc {
+                            s.seek(doc);
                         }
-                        if s.scorer.doc() == doc {
-                            scores[i] += s.scorer.score();
+                        if s.doc() == doc {
+                            scores[i] += s.score();
                         }
                         true
                     });
@@ -440,7 +438,7 @@ mod tests {
                 let keys = searcher
                     .segment_reader(address.segment_ord)
                     .fast_fields()
-                    .u64("key")
+                    .u64(KEY)
                     .unwrap();
                 (keys.first(address.doc_id).unwrap(), score)
             })
@@ -459,7 +457,7 @@ mod tests {
         use tantivy::schema::{FAST, INDEXED, Schema, TEXT};
         use tantivy::{Index, IndexWriter, TantivyDocument};
         let mut schema = Schema::builder();
-        let key = schema.add_u64_field("key", INDEXED | FAST);
+        let key = schema.add_u64_field(KEY, INDEXED | FAST);
         let fields = [
             schema.add_text_field("short", TEXT),
             schema.add_text_field("long", TEXT),
@@ -501,7 +499,7 @@ mod tests {
             let only: Option<HashSet<u64>> =
                 (round % 3 == 0).then(|| (0..next_key).filter(|_| rng.bool()).collect());
             let limit = [1, 10, 20, 100][rng.usize(0..4)];
-            let ours = top_keys(&searcher, &clauses, "key", only.as_ref(), limit).unwrap();
+            let ours = top_keys(&searcher, &clauses, only.as_ref(), limit).unwrap();
             let theirs = tantivy_top(&searcher, &clauses, only.as_ref(), limit);
             assert_eq!(ours.len(), theirs.len(), "round {round}");
             let close = |a: Score, b: Score| (a - b).abs() <= 1e-4 * a.abs().max(1.0);

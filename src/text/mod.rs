@@ -475,7 +475,6 @@ impl TextIndex {
         Ok(max_score::top_keys(
             &searcher,
             &clauses,
-            KEY,
             only.map(|o| &**o),
             limit,
         )?)
