@@ -17,10 +17,18 @@
 //! walked through the window instead of sought, and the cost stays that of the union (see
 //! ARCHITECTURE.md). The result is exact, the documents and scores of summing every clause
 //! (tested against tantivy's own top-k below).
+//!
+//! A large library is cut into one range of documents per core, each ranked on its own thread
+//! with its own best hits; the ranges share a floor, the highest k-th best score any of them
+//! holds, so each prunes with what the others have found.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashSet};
+use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
+
+use rayon::prelude::*;
 
 use tantivy::InvertedIndexReader;
 use tantivy::columnar::Column;
@@ -30,7 +38,7 @@ use tantivy::postings::TermInfo;
 use tantivy::postings::{Postings, SegmentPostings};
 use tantivy::query::{Bm25StatisticsProvider, Bm25Weight};
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::{DocId, DocSet, Score, Searcher, TERMINATED, Term};
+use tantivy::{DocId, DocSet, Score, Searcher, Term};
 
 use super::KEY;
 
@@ -43,6 +51,10 @@ pub(super) struct Clause {
     pub boost: Score,
 }
 
+/// Fewest documents worth a thread of their own: below this the wake-up and the setup of a
+/// second set of cursors cost more than they save.
+const MIN_PART: u32 = 16_384;
+
 /// The `limit` best documents for the sum of `clauses`, as (key, score), best first; ties go to
 /// the smaller key. With `only`, documents whose key is not in it are skipped.
 pub(super) fn top_keys(
@@ -50,6 +62,30 @@ pub(super) fn top_keys(
     clauses: &[Clause],
     only: Option<&HashSet<u64>>,
     limit: usize,
+) -> tantivy::Result<Vec<(u64, Score)>> {
+    let docs: u32 = searcher.segment_readers().iter().map(|r| r.max_doc()).sum();
+    let threads = u32::try_from(rayon::current_num_threads())
+        .unwrap_or(1)
+        .max(1);
+    top_keys_in_parts(
+        searcher,
+        clauses,
+        only,
+        limit,
+        (docs / threads).max(MIN_PART),
+    )
+}
+
+/// `top_keys`, with each segment cut into ranges of at most `part` documents, ranked on
+/// rayon's threads. Each range keeps its own best hits; the ranges share the best known
+/// threshold (no range's `limit`-th best can beat the global one), so one range's good hits
+/// let the others skip early.
+fn top_keys_in_parts(
+    searcher: &Searcher,
+    clauses: &[Clause],
+    only: Option<&HashSet<u64>>,
+    limit: usize,
+    part: u32,
 ) -> tantivy::Result<Vec<(u64, Score)>> {
     let segments = searcher.segment_readers();
     // One dictionary lookup per clause and segment gives both the document frequency and the
@@ -69,30 +105,76 @@ pub(super) fn top_keys(
         infos.push(row);
     }
     let weights = bm25_weights(searcher, clauses, &infos)?;
-    let mut best = Best::new(limit);
-    for (reader, row) in segments.iter().zip(infos) {
+    let ranges: Vec<(usize, Range<DocId>)> = segments
+        .iter()
+        .enumerate()
+        .flat_map(|(ord, reader)| {
+            let max_doc = reader.max_doc();
+            (0..max_doc.div_ceil(part.max(1)))
+                .map(move |i| (ord, i * part..max_doc.min((i + 1) * part)))
+        })
+        .collect();
+    let floor = Floor::default();
+    let rank = |(ord, docs): &(usize, Range<DocId>)| -> tantivy::Result<Best> {
+        let reader = &segments[*ord];
         let mut norms = FieldCache::default();
         let mut scorers = Vec::with_capacity(clauses.len());
-        for ((clause, weight), found) in clauses.iter().zip(&weights).zip(row) {
+        for ((clause, weight), found) in clauses.iter().zip(&weights).zip(&infos[*ord]) {
             let Some((index, info)) = found else {
                 continue;
             };
             let field = clause.term.field();
+            let mut postings =
+                index.read_postings_from_terminfo(info, IndexRecordOption::WithFreqs)?;
+            if postings.doc() < docs.start {
+                postings.seek(docs.start);
+            }
             scorers.push(TermScorer {
-                postings: index.read_postings_from_terminfo(&info, IndexRecordOption::WithFreqs)?,
+                postings,
                 norms: norms.get(field, |f| reader.get_fieldnorms_reader(f))?,
                 weight: weight.clone(),
             });
         }
         let segment = Segment {
             keys: reader.fast_fields().u64(KEY)?,
+            docs: docs.clone(),
             max_doc: reader.max_doc(),
             alive: reader.alive_bitset(),
             only,
+            floor: &floor,
         };
+        let mut best = Best::new(limit);
         segment.collect(scorers, &mut best);
+        Ok(best)
+    };
+    let mut best = Best::new(limit);
+    for part in ranges
+        .par_iter()
+        .map(rank)
+        .collect::<tantivy::Result<Vec<Best>>>()?
+    {
+        for Reverse(hit) in part.heap {
+            best.push(hit);
+        }
     }
     Ok(best.into_sorted())
+}
+
+/// The highest `limit`-th best score any range has reached: a lower bound on the global one.
+/// Scores are never negative, and the bits of non-negative floats order as the floats do.
+#[derive(Default)]
+struct Floor(AtomicU32);
+
+impl Floor {
+    fn get(&self) -> Option<Score> {
+        let bits = self.0.load(AtomicOrdering::Relaxed);
+        (bits != 0).then(|| Score::from_bits(bits))
+    }
+
+    fn raise(&self, score: Score) {
+        self.0
+            .fetch_max(score.max(0.0).to_bits(), AtomicOrdering::Relaxed);
+    }
 }
 
 /// One clause's postings in one segment, scored as tantivy's own term scorer scores them (which
@@ -197,16 +279,27 @@ impl<T: Clone> FieldCache<T> {
     }
 }
 
-/// What one segment's collection reads besides the scorers.
+/// What ranking one range of a segment reads besides the scorers.
 struct Segment<'a> {
     keys: Column<u64>,
+    docs: Range<DocId>,
     max_doc: DocId,
     /// Deleted documents still have postings until their segment is merged.
     alive: Option<&'a AliveBitSet>,
     only: Option<&'a HashSet<u64>>,
+    floor: &'a Floor,
 }
 
 impl Segment<'_> {
+    /// The score a document must reach: this range's `limit`-th best, or another range's if
+    /// higher.
+    fn threshold(&self, best: &Best) -> Option<Score> {
+        match (best.threshold().map(|worst| worst.score), self.floor.get()) {
+            (Some(local), Some(floor)) => Some(local.max(floor)),
+            (local, floor) => local.or(floor),
+        }
+    }
+
     fn collect(&self, mut scorers: Vec<TermScorer>, best: &mut Best) {
         scorers.sort_by(|a, b| a.max().total_cmp(&b.max()));
         // below[i]: the most the clauses before i can add together.
@@ -226,17 +319,17 @@ impl Segment<'_> {
         let mut matched = [0u64; WINDOW as usize / 64];
         let mut candidates: Vec<u16> = Vec::with_capacity(WINDOW as usize);
         loop {
-            let threshold = best.threshold().map(|worst| worst.score);
+            let threshold = self.threshold(best);
             // Clauses [..essential] are non-essential: together they cannot reach the threshold.
             let essential =
                 threshold.map_or(0, |t| below.partition_point(|&b| b < t).saturating_sub(1));
             let Some(start) = scorers[essential..].iter().map(|s| s.doc()).min() else {
                 return;
             };
-            if start == TERMINATED || threshold.is_some_and(|t| total < t) {
+            if start >= self.docs.end || threshold.is_some_and(|t| total < t) {
                 return;
             }
-            let end = start.saturating_add(WINDOW).min(TERMINATED);
+            let end = start.saturating_add(WINDOW).min(self.docs.end);
             let (optional, essential) = scorers.split_at_mut(essential);
             for s in essential {
                 let mut doc = s.doc();
@@ -307,12 +400,15 @@ impl Segment<'_> {
             for &i in &candidates {
                 let score = scores[usize::from(i)];
                 let doc = start + u32::from(i);
-                if best.threshold().is_some_and(|w| score < w.score) {
+                if self.threshold(best).is_some_and(|t| score < t) {
                     continue;
                 }
                 if let Some(key) = self.keys.first(doc) {
                     best.push(Ranked { score, key });
                 }
+            }
+            if let Some(worst) = best.threshold() {
+                self.floor.raise(worst.score);
             }
             scores.fill(0.0);
         }
@@ -450,8 +546,8 @@ mod tests {
     }
 
     /// Random documents over a skewed vocabulary in several segments with deletions, random
-    /// queries of 1 to 150 clauses over two fields, with and without a filter: MaxScore returns
-    /// what scoring every match returns.
+    /// queries of 1 to 150 clauses over two fields, with and without a filter, segments whole
+    /// or cut into ranges: MaxScore returns what scoring every match returns.
     #[test]
     fn returns_what_scoring_every_match_returns() {
         use tantivy::schema::{FAST, INDEXED, Schema, TEXT};
@@ -499,7 +595,9 @@ mod tests {
             let only: Option<HashSet<u64>> =
                 (round % 3 == 0).then(|| (0..next_key).filter(|_| rng.bool()).collect());
             let limit = [1, 10, 20, 100][rng.usize(0..4)];
-            let ours = top_keys(&searcher, &clauses, only.as_ref(), limit).unwrap();
+            // Whole segments, and segments cut into ranges ranked on several threads.
+            let part = [100, 1_000, 2_500, 100_000][rng.usize(0..4)];
+            let ours = top_keys_in_parts(&searcher, &clauses, only.as_ref(), limit, part).unwrap();
             let theirs = tantivy_top(&searcher, &clauses, only.as_ref(), limit);
             assert_eq!(ours.len(), theirs.len(), "round {round}");
             let close = |a: Score, b: Score| (a - b).abs() <= 1e-4 * a.abs().max(1.0);

@@ -333,25 +333,36 @@ impl TextIndex {
     }
 
     /// Which of `wanted` (stems) occur in `text`. Called for every hit shown, so it stems only
-    /// the words that could produce a wanted stem: the English stemmer keeps a word's first
-    /// letter and never lengthens it, so other words are skipped unstemmed.
+    /// the words that could produce a wanted stem (the English stemmer keeps a word's first
+    /// letter and never lengthens it, so other words are skipped unstemmed), one at a time with
+    /// nothing collected, and stops once every stem is found.
     pub fn present(&self, wanted: &[String], text: &str) -> Vec<String> {
         let could_match = |word: &str| {
             wanted.iter().any(|w| {
                 word.len() >= w.len().saturating_sub(1) && word.chars().next() == w.chars().next()
             })
         };
-        let candidates: Vec<String> = tokens(&self.word_analyzer, text)
-            .into_iter()
-            .filter(|word| could_match(word))
-            .collect();
-        let found: HashSet<String> = tokens(&self.analyzer, &candidates.join(" "))
-            .into_iter()
-            .collect();
+        let mut found = vec![false; wanted.len()];
+        let mut words = self.word_analyzer.clone();
+        let mut stemmer = self.analyzer.clone();
+        let mut stream = words.token_stream(text);
+        while stream.advance() && found.contains(&false) {
+            let word = &stream.token().text;
+            if !could_match(word) {
+                continue;
+            }
+            let mut stem = stemmer.token_stream(word);
+            while stem.advance() {
+                for (w, found) in wanted.iter().zip(found.iter_mut()) {
+                    *found |= *w == stem.token().text;
+                }
+            }
+        }
         wanted
             .iter()
-            .filter(|w| found.contains(*w))
-            .cloned()
+            .zip(found)
+            .filter(|(_, found)| *found)
+            .map(|(w, _)| w.clone())
             .collect()
     }
 }
