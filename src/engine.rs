@@ -133,9 +133,25 @@ impl Engine {
     pub fn open(config: &Config) -> Result<Engine, EngineError> {
         let started = Instant::now();
         let roots = canonical_roots(&config.roots)?;
-        let (found, walk_diagnostics) = scan::walk(&roots);
-        let (registry, contents, text, store, stats) = match &config.index_dir {
-            Some(dir) => refresh_persisted(dir, &roots, &found, config)?,
+        // Walking the roots and opening the persisted index are independent, and each takes
+        // a few hundred milliseconds at 100k files: they run side by side.
+        let ((found, walk_diagnostics), opened) = std::thread::scope(|scope| {
+            let opening = config
+                .index_dir
+                .as_deref()
+                .map(|dir| scope.spawn(|| OpenIndex::open(dir, &roots)));
+            let walked = scan::walk(&roots);
+            let opened = opening
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+                })
+                .transpose()?;
+            Ok::<_, EngineError>((walked, opened))
+        })?;
+        let (registry, contents, text, store, stats) = match opened {
+            Some(opened) => opened.refresh(&found, config)?,
             None => {
                 let registry = Registry::in_memory()?;
                 let mut text = TextIndex::open(None)?;
@@ -519,63 +535,93 @@ fn canonical_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>, EngineError> {
     Ok(out)
 }
 
-/// Refreshes the persisted index under `dir` and returns an in-memory registry copy, the text
-/// index and the text segments opened from disk. The whole refresh holds an exclusive lock on
-/// `dir/lock`, so two processes over one root take turns: the second finds the work done and
-/// re-reads nothing.
-fn refresh_persisted(
-    dir: &Path,
-    roots: &[PathBuf],
-    found: &[FoundFile],
-    config: &Config,
-) -> Result<(Registry, Contents, TextIndex, Store, RefreshStats), EngineError> {
-    let io = |source| EngineError::IndexDir {
-        path: dir.to_path_buf(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let lock = File::create(dir.join("lock")).map_err(io)?;
-    lock.lock().map_err(io)?;
-    let paths = IndexPaths::new(dir);
+/// A persisted index, opened (or wiped and created afresh) under an exclusive lock on
+/// `dir/lock`, held until `refresh` has brought it up to date: two processes over one root
+/// take turns, and the second finds the work done and re-reads nothing.
+struct OpenIndex {
+    lock: File,
+    paths: IndexPaths,
+    registry: Registry,
+    text: TextIndex,
+    manifest: HashMap<PathBuf, (u64, i64)>,
+    /// Why the index was thrown away, if it was.
+    rebuilt: Option<String>,
+}
 
-    let (registry, mut text, manifest, rebuilt) = match open_persisted(&paths, roots) {
-        Ok((registry, text, manifest)) => (registry, text, manifest, None),
-        Err(reason) => {
-            tracing::warn!(index = %dir.display(), %reason, "rebuilding the persisted index");
-            paths.wipe().map_err(io)?;
-            let (registry, text, manifest) =
-                open_persisted(&paths, roots).map_err(|e| EngineError::IndexDir {
-                    path: dir.to_path_buf(),
-                    source: std::io::Error::other(e),
-                })?;
-            (registry, text, manifest, Some(reason))
-        }
-    };
-    let (stats, _) = update(
-        &registry,
-        &mut text,
-        Some(&paths.texts),
-        found,
-        &manifest,
-        config.progress,
-    )?;
-    if let Some(embedder) = &config.embedder {
-        fill_vectors(&registry, embedder)?;
+impl OpenIndex {
+    fn open(dir: &Path, roots: &[PathBuf]) -> Result<OpenIndex, EngineError> {
+        let io = |source| EngineError::IndexDir {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let lock = File::create(dir.join("lock")).map_err(io)?;
+        lock.lock().map_err(io)?;
+        let paths = IndexPaths::new(dir);
+        let ((registry, text, manifest), rebuilt) = match open_persisted(&paths, roots) {
+            Ok(persisted) => (persisted, None),
+            Err(reason) => {
+                tracing::warn!(index = %dir.display(), %reason, "rebuilding the persisted index");
+                paths.wipe().map_err(io)?;
+                let persisted =
+                    open_persisted(&paths, roots).map_err(|e| EngineError::IndexDir {
+                        path: dir.to_path_buf(),
+                        source: std::io::Error::other(e),
+                    })?;
+                (persisted, Some(reason))
+            }
+        };
+        Ok(OpenIndex {
+            lock,
+            paths,
+            registry,
+            text,
+            manifest,
+            rebuilt,
+        })
     }
-    registry.set_schema_version()?;
-    let segments = registry.segments()?;
-    drop(registry);
-    crate::store::collect_garbage(&paths.texts, &segments);
-    let store = Store::open(&paths.texts, &segments, config.cache_bytes)?;
-    let (copy, contents) = Registry::serving_copy(&paths.registry, config.embedder.is_some())?;
-    drop(lock);
-    Ok((
-        copy,
-        contents,
-        text,
-        store,
-        RefreshStats { rebuilt, ..stats },
-    ))
+
+    /// Re-reads the files in `found` that changed since the index was written, drops the ones
+    /// that are gone, and returns what serving needs.
+    fn refresh(
+        self,
+        found: &[FoundFile],
+        config: &Config,
+    ) -> Result<(Registry, Contents, TextIndex, Store, RefreshStats), EngineError> {
+        let OpenIndex {
+            lock,
+            paths,
+            registry,
+            mut text,
+            manifest,
+            rebuilt,
+        } = self;
+        let (stats, _) = update(
+            &registry,
+            &mut text,
+            Some(&paths.texts),
+            found,
+            &manifest,
+            config.progress,
+        )?;
+        if let Some(embedder) = &config.embedder {
+            fill_vectors(&registry, embedder)?;
+        }
+        registry.set_schema_version()?;
+        let segments = registry.segments()?;
+        drop(registry);
+        crate::store::collect_garbage(&paths.texts, &segments);
+        let store = Store::open(&paths.texts, &segments, config.cache_bytes)?;
+        let (copy, contents) = Registry::serving_copy(&paths.registry, config.embedder.is_some())?;
+        drop(lock);
+        Ok((
+            copy,
+            contents,
+            text,
+            store,
+            RefreshStats { rebuilt, ..stats },
+        ))
+    }
 }
 
 /// The parts of a persisted index.

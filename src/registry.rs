@@ -18,6 +18,7 @@ use duckdb::types::Value;
 use duckdb::{Connection, params, params_from_iter};
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
+use rayon::prelude::*;
 
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::embed::Vectors;
@@ -369,14 +370,15 @@ impl Registry {
                     column::<UInt64Array>(chunk, 18)?,
                     column::<UInt64Array>(chunk, 19)?,
                 );
-                out.reserve(chunk.len());
-                for row in 0..chunk.len() {
+                // Rows become definitions on every core: the strings, and the JSON of lists
+                // and unknown fields, cost more than DuckDB's fetch (100k: ~400 ms on one).
+                let built = (0..chunk.len()).into_par_iter().map(|row| {
                     let optional =
                         |a: &StringArray| (!a.is_null(row)).then(|| a.value(row).to_owned());
                     let list = |a: &StringArray| -> Vec<String> {
                         serde_json::from_str(a.value(row)).unwrap_or_default()
                     };
-                    out.push(Definition {
+                    Definition {
                         key: key.value(row),
                         name: name.value(row).to_owned(),
                         kind: kind.value(row).parse().unwrap_or(Kind::Agent),
@@ -399,8 +401,9 @@ impl Registry {
                             offset: offset.value(row),
                             length: length.value(row),
                         },
-                    });
-                }
+                    }
+                });
+                out.par_extend(built);
                 Ok(())
             },
         )?;
