@@ -370,8 +370,8 @@ impl Registry {
                     column::<UInt64Array>(chunk, 18)?,
                     column::<UInt64Array>(chunk, 19)?,
                 );
-                // Rows become definitions on every core: the strings, and the JSON of lists
-                // and unknown fields, cost more than DuckDB's fetch (100k: ~400 ms on one).
+                // Rows become definitions (their strings, and the JSON of lists and unknown
+                // fields) on every core; DuckDB's scan behind the next chunk stays on this one.
                 let built = (0..chunk.len()).into_par_iter().map(|row| {
                     let optional =
                         |a: &StringArray| (!a.is_null(row)).then(|| a.value(row).to_owned());
