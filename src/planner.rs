@@ -343,8 +343,9 @@ pub(crate) fn run(
             // until it is full or neither side has anything more. BM25 alone with no filter
             // only needs enough hits to fill the list after copies collapse: the text side
             // skips documents that cannot reach the k-th best score, so a smaller k skips more
-            // (2-word queries at 100k: p50 1.36 -> 1.0 ms). Fused, the deeper BM25 hits still add to the
-            // semantic side's candidates (nDCG@5 on both judged sets drops with k = 20).
+            // (2-word queries at 100k: p50 1.36 -> 1.0 ms). Fused, the deeper BM25 hits still
+            // add to the semantic side's candidates (nDCG@5 on both judged sets drops with
+            // k = 20).
             let mut fetch = fetch_size(query.limit, catalog);
             let mut text_fetch = match (strategy, &near_query) {
                 (Strategy::TextOnly, None) => query.limit.saturating_mul(2).min(fetch),
