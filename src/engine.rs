@@ -10,7 +10,8 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::catalog::Catalog;
+pub use crate::catalog::Summary;
+use crate::catalog::{Catalog, CatalogFileError};
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::embed::{Embedder, Vectors};
 use crate::library::formats::{Location, ParsedFile};
@@ -79,6 +80,8 @@ pub enum EngineError {
     Text(#[from] TextError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogFileError),
     #[error(transparent)]
     Embed(#[from] crate::embed::EmbedError),
 }
@@ -150,12 +153,12 @@ impl Engine {
                 .transpose()?;
             Ok::<_, EngineError>((walked, opened))
         })?;
-        let (registry, contents, text, store, stats) = match opened {
+        let (registry, contents, text, store, catalog, stats) = match opened {
             Some(opened) => opened.refresh(&found, config)?,
             None => {
                 let registry = Registry::in_memory()?;
                 let mut text = TextIndex::open(None)?;
-                let (stats, owned) = update(
+                let (stats, owned, built) = update(
                     &registry,
                     &mut text,
                     None,
@@ -168,13 +171,16 @@ impl Engine {
                 }
                 let store = Store::in_memory(owned.into_iter().collect(), config.cache_bytes);
                 let contents = registry.contents(config.embedder.is_some())?;
-                (registry, contents, text, store, stats)
+                let catalog = match built {
+                    Some(catalog) => catalog,
+                    None => Catalog::new(Vec::new()),
+                };
+                (registry, contents, text, store, catalog, stats)
             }
         };
-        let (catalog, clash_diagnostics) = Catalog::new(contents.definitions);
         let mut diagnostics = walk_diagnostics;
         diagnostics.extend(contents.diagnostics);
-        diagnostics.extend(clash_diagnostics);
+        diagnostics.extend(catalog.clashes());
         diagnostics.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
         let stats = RefreshStats {
             files: found.len(),
@@ -215,9 +221,15 @@ impl Engine {
         &self.diagnostics
     }
 
-    /// Served definitions, in precedence order.
-    pub fn definitions(&self) -> impl Iterator<Item = &Definition> {
+    /// Served definitions, in precedence order. Each is decoded as it is reached: where
+    /// names and kinds are enough, `summaries` is cheaper.
+    pub fn definitions(&self) -> impl Iterator<Item = Definition> + '_ {
         self.catalog.served()
+    }
+
+    /// Name, kind, category and role of every served definition, in precedence order.
+    pub fn summaries(&self) -> impl Iterator<Item = Summary<'_>> {
+        self.catalog.summaries()
     }
 
     /// Ranked definitions for a request: BM25 fused with semantic similarity when the
@@ -250,7 +262,7 @@ impl Engine {
     }
 
     /// The definition served under `name`, or the closest names when there is none.
-    pub fn get(&self, name: &str) -> Result<&Definition, EngineError> {
+    pub fn get(&self, name: &str) -> Result<Definition, EngineError> {
         if let Err(why) = crate::library::formats::check_name(name) {
             return Err(EngineError::BadName(format!(
                 "name `{name}` {why}; names are plain words like `code-reviewer`"
@@ -270,16 +282,14 @@ impl Engine {
         let text = self.store.load(definition.key, definition.text)?;
         let aliases = self
             .catalog
-            .group(definition.key)
-            .map(|(canonical, aliases)| {
-                std::iter::once(canonical.name.clone())
-                    .chain(aliases)
-                    .filter(|n| n != name)
-                    .collect()
-            })
-            .unwrap_or_default();
+            .group_names(definition.key)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| *n != name)
+            .map(String::from)
+            .collect();
         Ok(Loaded {
-            definition: definition.clone(),
+            definition,
             aliases,
             text,
         })
@@ -287,29 +297,32 @@ impl Engine {
 
     /// Every role the library declares, with its primary agent and declared fallbacks.
     pub fn roles(&self) -> Vec<RoleChain> {
-        let mut by_role: HashMap<String, Vec<&Definition>> = HashMap::new();
-        for d in self.catalog.served().filter(|d| d.kind == Kind::Agent) {
-            if let Some(role) = &d.role {
-                by_role.entry(role.to_lowercase()).or_default().push(d);
+        let mut by_role: HashMap<String, Vec<&str>> = HashMap::new();
+        for d in self.catalog.summaries().filter(|d| d.kind == Kind::Agent) {
+            if let Some(role) = d.role {
+                by_role.entry(role.to_lowercase()).or_default().push(d.name);
             }
         }
         let mut chains: Vec<RoleChain> = by_role
             .into_iter()
             .map(|(role, mut agents)| {
-                agents.sort_by(|a, b| (a.name != role, &a.name).cmp(&(b.name != role, &b.name)));
-                let primary = agents[0];
+                agents.sort_by(|a, b| (*a != role, a).cmp(&(*b != role, b)));
+                let fallbacks = self
+                    .catalog
+                    .by_name(agents[0])
+                    .map(|primary| primary.fallbacks)
+                    .unwrap_or_default();
                 RoleChain {
-                    role,
-                    primary: primary.name.clone(),
-                    also: agents[1..].iter().map(|d| d.name.clone()).collect(),
-                    fallbacks: primary
-                        .fallbacks
-                        .iter()
+                    primary: agents[0].to_string(),
+                    also: agents[1..].iter().map(|n| n.to_string()).collect(),
+                    fallbacks: fallbacks
+                        .into_iter()
                         .map(|f| Link {
-                            name: f.clone(),
-                            missing: self.catalog.by_name(f).is_none(),
+                            missing: !self.catalog.contains(&f),
+                            name: f,
                         })
                         .collect(),
+                    role,
                 }
             })
             .collect();
@@ -322,13 +335,16 @@ impl Engine {
     /// installed). When no agent declares the role, the best agents for the role's words.
     pub fn resolve_role(&self, role: &str, limit: usize) -> Result<Resolution, EngineError> {
         let limit = limit.max(1);
-        let mut candidates: Vec<&Definition> = self.catalog.with_role(role);
+        let mut candidates: Vec<&str> = self
+            .catalog
+            .with_role(role)
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
         let wanted = role.to_lowercase();
         // Only the first `limit` by (named like the role, name) can be shown: a large registry
         // has thousands of agents per role, and sorting them all would cost more than the rest.
-        let order = |a: &&Definition, b: &&Definition| {
-            (a.name != wanted, &a.name).cmp(&(b.name != wanted, &b.name))
-        };
+        let order = |a: &&str, b: &&str| (*a != wanted, a).cmp(&(*b != wanted, b));
         if candidates.len() > limit {
             candidates.select_nth_unstable_by(limit - 1, order);
             candidates.truncate(limit);
@@ -357,10 +373,10 @@ impl Engine {
         };
         // The primary, the other agents declaring the role (by name), then the primary's
         // fallback chain.
-        let (chain, skipped) = roles::walk(&primary.name, limit, |name| {
-            self.catalog.by_name(name).map(|d| d.fallbacks.as_slice())
+        let (chain, skipped) = roles::walk(primary, limit, |name| {
+            self.catalog.by_name(name).map(|d| d.fallbacks)
         });
-        let mut agents: Vec<String> = candidates.iter().map(|d| d.name.clone()).collect();
+        let mut agents: Vec<String> = candidates.iter().map(|n| n.to_string()).collect();
         for name in chain {
             if !agents.contains(&name) {
                 agents.push(name);
@@ -393,14 +409,14 @@ impl Engine {
 
     /// Served definitions with `capability` (or a tag of that name), copies collapsed, those
     /// that list it earlier first (a first capability is what the agent is for), then by name.
-    pub fn with_capability(&self, capability: &str) -> Result<Vec<&Definition>, EngineError> {
+    pub fn with_capability(&self, capability: &str) -> Result<Vec<Definition>, EngineError> {
         let filters = crate::planner::Filters {
             capability: Some(capability.to_string()),
             ..Default::default()
         };
         let wanted = capability.to_lowercase();
         let mut seen = HashSet::new();
-        let mut found: Vec<(usize, &Definition)> = Vec::new();
+        let mut found: Vec<(usize, Definition)> = Vec::new();
         for &key in self.registry.filter(&filters, usize::MAX)?.iter() {
             let Some((canonical, _)) = self.catalog.group(key) else {
                 continue;
@@ -470,7 +486,7 @@ impl Engine {
             name: format!("{name}/{relative}"),
             closest: closest(
                 relative,
-                self.skill_files(skill).iter().map(String::as_str),
+                self.skill_files(&skill).iter().map(String::as_str),
                 5,
             ),
         };
@@ -504,10 +520,10 @@ impl Engine {
 
     /// The name that stands for `name`'s copy group in result lists.
     pub fn canonical_name(&self, name: &str) -> Option<&str> {
-        let d = self.catalog.by_name(name)?;
         self.catalog
-            .group(d.key)
-            .map(|(canonical, _)| canonical.name.as_str())
+            .group_names(self.catalog.key(name)?)?
+            .first()
+            .copied()
     }
 }
 
@@ -544,6 +560,9 @@ struct OpenIndex {
     registry: Registry,
     text: TextIndex,
     manifest: HashMap<PathBuf, (u64, i64)>,
+    /// The catalog file as it was when the index was opened, read while the roots are
+    /// walked: it is served unless the refresh changes the registry.
+    catalog: Result<Catalog, CatalogFileError>,
     /// Why the index was thrown away, if it was.
     rebuilt: Option<String>,
 }
@@ -571,12 +590,14 @@ impl OpenIndex {
                 (persisted, Some(reason))
             }
         };
+        let catalog = Catalog::read(&paths.catalog);
         Ok(OpenIndex {
             lock,
             paths,
             registry,
             text,
             manifest,
+            catalog,
             rebuilt,
         })
     }
@@ -587,19 +608,20 @@ impl OpenIndex {
         self,
         found: &[FoundFile],
         config: &Config,
-    ) -> Result<(Registry, Contents, TextIndex, Store, RefreshStats), EngineError> {
+    ) -> Result<(Registry, Contents, TextIndex, Store, Catalog, RefreshStats), EngineError> {
         let OpenIndex {
             lock,
             paths,
             registry,
             mut text,
             manifest,
+            catalog,
             rebuilt,
         } = self;
-        let (stats, _) = update(
+        let (stats, _, _) = update(
             &registry,
             &mut text,
-            Some(&paths.texts),
+            Some(&paths),
             found,
             &manifest,
             config.progress,
@@ -609,16 +631,33 @@ impl OpenIndex {
         }
         registry.set_schema_version()?;
         let segments = registry.segments()?;
+        let contents = registry.contents(config.embedder.is_some())?;
+        let changed = stats.parsed + stats.removed > 0;
+        let catalog = match catalog {
+            Ok(catalog) if !changed => Ok(catalog),
+            _ => Catalog::read(&paths.catalog),
+        };
+        let catalog = catalog.or_else(|error| {
+            tracing::warn!(%error, "rebuilding the catalog from the registry");
+            let catalog = Catalog::new(registry.definitions()?);
+            catalog.write(&paths.catalog)?;
+            Ok::<_, EngineError>(catalog)
+        })?;
+        let filters = Registry::serving(&paths.filters).or_else(|error| {
+            tracing::warn!(%error, "rebuilding the filter tables from the registry");
+            registry.write_filters(&paths.filters)?;
+            Registry::serving(&paths.filters)
+        })?;
         drop(registry);
         crate::store::collect_garbage(&paths.texts, &segments);
         let store = Store::open(&paths.texts, &segments, config.cache_bytes)?;
-        let (copy, contents) = Registry::serving_copy(&paths.registry, config.embedder.is_some())?;
         drop(lock);
         Ok((
-            copy,
+            filters,
             contents,
             text,
             store,
+            catalog,
             RefreshStats { rebuilt, ..stats },
         ))
     }
@@ -629,6 +668,8 @@ struct IndexPaths {
     registry: PathBuf,
     text: PathBuf,
     texts: PathBuf,
+    catalog: PathBuf,
+    filters: PathBuf,
     dir: PathBuf,
 }
 
@@ -638,18 +679,38 @@ impl IndexPaths {
             registry: dir.join("registry.duckdb"),
             text: dir.join("text"),
             texts: dir.join("texts"),
+            catalog: dir.join("catalog.bin"),
+            filters: dir.join("filters.duckdb"),
             dir: dir.to_path_buf(),
         }
+    }
+
+    /// Removes the files derived from the registry (catalog, filter tables), before it changes.
+    fn remove_derived(&self) -> Result<(), EngineError> {
+        for path in [&self.catalog, &self.filters] {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(EngineError::IndexDir {
+                        path: path.clone(),
+                        source: e,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Removes every part (the lock file stays: it is held).
     fn wipe(&self) -> std::io::Result<()> {
         for entry in std::fs::read_dir(&self.dir)? {
             let path = entry?.path();
-            if path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("registry.duckdb"))
-            {
+            if path.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                ["registry.duckdb", "catalog.bin", "filters.duckdb"]
+                    .iter()
+                    .any(|prefix| n.starts_with(prefix))
+            }) {
                 std::fs::remove_file(&path)?;
             }
         }
@@ -735,11 +796,18 @@ const BATCH: usize = 2048;
 fn update(
     registry: &Registry,
     text: &mut TextIndex,
-    texts: Option<&Path>,
+    index: Option<&IndexPaths>,
     found: &[FoundFile],
     manifest: &HashMap<PathBuf, (u64, i64)>,
     progress: bool,
-) -> Result<(RefreshStats, Option<crate::store::OwnedSegment>), EngineError> {
+) -> Result<
+    (
+        RefreshStats,
+        Option<crate::store::OwnedSegment>,
+        Option<Catalog>,
+    ),
+    EngineError,
+> {
     let changed: Vec<&FoundFile> = found
         .iter()
         .filter(|f| manifest.get(&f.path) != Some(&(f.size, f.mtime_ns)))
@@ -757,8 +825,15 @@ fn update(
             .collect()
     };
     if changed.is_empty() && gone.is_empty() {
-        return Ok((RefreshStats::default(), None));
+        return Ok((RefreshStats::default(), None, None));
     }
+    // From here the registry changes, and the files derived from it (catalog, filter tables)
+    // no longer describe it: they are removed first, so a run that dies before writing new ones
+    // leaves none to trust.
+    if let Some(index) = index {
+        index.remove_derived()?;
+    }
+    let texts = index.map(|i| i.texts.as_path());
 
     let mut removed = gone.clone();
     removed.extend(
@@ -819,8 +894,18 @@ fn update(
         definitions: definitions.iter().collect(),
         diagnostics: diagnostics.iter().collect(),
     })?;
-    let (catalog, _) = Catalog::new(registry.definitions()?);
+    // The catalog is built from every stored definition, not only those parsed now.
+    drop(definitions);
+    let catalog = Catalog::new(registry.definitions()?);
     registry.set_aliases(&catalog.alias_pairs())?;
+    let built = match index {
+        Some(index) => {
+            catalog.write(&index.catalog)?;
+            registry.write_filters(&index.filters)?;
+            None
+        }
+        None => Some(catalog),
+    };
     Ok((
         RefreshStats {
             parsed: changed.len(),
@@ -828,6 +913,7 @@ fn update(
             ..Default::default()
         },
         owned,
+        built,
     ))
 }
 

@@ -360,7 +360,7 @@ pub(crate) fn run(
                     let passes = strategy == Strategy::TextOnly
                         || catalog
                             .by_key(key)
-                            .is_some_and(|d| query.filters.matches(d));
+                            .is_some_and(|d| query.filters.matches(&d));
                     if passes {
                         collapse.push(key, score, ranks);
                     }

@@ -26,9 +26,11 @@ use crate::library::{Definition, Kind};
 use crate::planner::Filters;
 use crate::store::TextLocation;
 
-/// Bump when a table, the meaning of a column, how files are parsed, or the text index's schema
-/// changes: an index written by another version is rebuilt, so no stale parse is ever served.
-pub(crate) const SCHEMA_VERSION: i64 = 6;
+/// Bump when a table, the meaning of a column, how files are parsed, the text index's schema,
+/// or the files derived from the registry change: an index written by another version is
+/// rebuilt, so no stale parse is ever served (7: `catalog.bin` and `filters.duckdb`, which a
+/// version that does not know them would leave stale beside a registry it changed).
+pub(crate) const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -118,8 +120,15 @@ fn filter_where(filters: &Filters) -> (String, Vec<Value>) {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("registry: {0}")]
-pub struct RegistryError(#[from] duckdb::Error);
+pub enum RegistryError {
+    #[error("registry: {0}")]
+    Db(#[from] duckdb::Error),
+    #[error("registry file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
 
 /// What changed on disk since the manifest was written.
 #[derive(Debug, Default)]
@@ -132,9 +141,8 @@ pub(crate) struct Changes<'a> {
     pub diagnostics: Vec<&'a Diagnostic>,
 }
 
-/// A library's rows, held in memory by the engine that serves it.
+/// What an engine keeps of the registry beside the catalog: diagnostics and vectors.
 pub(crate) struct Contents {
-    pub definitions: Vec<Definition>,
     pub diagnostics: Vec<Diagnostic>,
     pub vectors: Vectors,
 }
@@ -170,34 +178,49 @@ impl Registry {
         Ok(Registry::new(conn))
     }
 
-    /// What a served engine needs from a persisted file, which is closed again at once: its
-    /// contents (read straight from the file) and, for filters, an in-memory copy of only the
-    /// columns they test. Serving never holds DuckDB's file lock, and never keeps two copies of
-    /// every description.
-    pub fn serving_copy(
-        path: &Path,
-        with_vectors: bool,
-    ) -> Result<(Registry, Contents), RegistryError> {
-        let conn = Connection::open_in_memory()?;
-        let quoted = path.to_string_lossy().replace('\'', "''");
-        conn.execute_batch(&format!("ATTACH '{quoted}' AS disk (READ_ONLY); USE disk;"))?;
-        let registry = Registry::new(conn);
-        let contents = registry.contents(with_vectors)?;
-        registry.conn().execute_batch(
-            "USE memory;
-             CREATE TABLE definitions AS
-                 SELECT key, name, kind, path, role_norm, category_norm, model_norm
-                 FROM disk.definitions;
-             CREATE TABLE labels AS FROM disk.labels;
-             DETACH disk;",
-        )?;
-        Ok((registry, contents))
+    /// Writes the tables filters read (only the columns they test and sort by) to their own
+    /// DuckDB file at `path`, through a temporary file renamed into place. Serving processes
+    /// attach that file read-only and never write it: a refresh writes a new one, so no
+    /// served process ever holds a lock the next refresh needs, and none copies the tables at
+    /// startup.
+    pub fn write_filters(&self, path: &Path) -> Result<(), RegistryError> {
+        let tmp = path.with_extension("duckdb.tmp");
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| RegistryError::Io { path, source }
+        };
+        for stale in [tmp.clone(), tmp.with_extension("tmp.wal")] {
+            match std::fs::remove_file(&stale) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&stale)(e)),
+                _ => {}
+            }
+        }
+        let quoted = tmp.to_string_lossy().replace('\'', "''");
+        self.conn().execute_batch(&format!(
+            "ATTACH '{quoted}' AS filters;
+             CREATE TABLE filters.definitions AS
+                 SELECT key, name, kind, role_norm, category_norm, model_norm FROM definitions;
+             CREATE TABLE filters.labels AS FROM labels;
+             CHECKPOINT filters;
+             DETACH filters;"
+        ))?;
+        std::fs::rename(&tmp, path).map_err(io(path))
     }
 
-    /// Every definition, diagnostic and (when asked) vector: what `serving_copy` reads.
+    /// The registry a served engine asks: the filter file written by `write_filters`,
+    /// attached read-only.
+    pub fn serving(filters: &Path) -> Result<Registry, RegistryError> {
+        let conn = Connection::open_in_memory()?;
+        let quoted = filters.to_string_lossy().replace('\'', "''");
+        conn.execute_batch(&format!(
+            "ATTACH '{quoted}' AS filters (READ_ONLY); USE filters;"
+        ))?;
+        Ok(Registry::new(conn))
+    }
+
+    /// Every diagnostic and (when asked) vector: what a served engine keeps beside the catalog.
     pub fn contents(&self, with_vectors: bool) -> Result<Contents, RegistryError> {
         Ok(Contents {
-            definitions: self.definitions()?,
             diagnostics: self.diagnostics()?,
             vectors: match with_vectors {
                 true => self.vectors()?,
@@ -534,7 +557,7 @@ impl Registry {
         values.push(Value::BigInt(i64::try_from(limit).unwrap_or(i64::MAX)));
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT d.key FROM definitions d WHERE {clause} ORDER BY d.name, d.path LIMIT ?"
+            "SELECT d.key FROM definitions d WHERE {clause} ORDER BY d.name, d.key LIMIT ?"
         ))?;
         let rows = stmt.query_map(params_from_iter(values), |r| r.get(0))?;
         let keys = Arc::new(rows.collect::<Result<Vec<u64>, _>>()?);
@@ -569,7 +592,7 @@ fn stream(
 fn column<T: 'static>(chunk: &StructArray, i: usize) -> Result<&T, RegistryError> {
     let array = chunk.column(i);
     array.as_any().downcast_ref::<T>().ok_or_else(|| {
-        RegistryError(duckdb::Error::ArrowTypeToDuckdbType(
+        RegistryError::Db(duckdb::Error::ArrowTypeToDuckdbType(
             format!("column {i}"),
             array.data_type().clone(),
         ))

@@ -40,10 +40,10 @@ pub struct Resolution {
 /// every agent at most once (so a loop in the declarations ends the walk instead of spinning),
 /// stepping past names that are not installed. `fallbacks_of` answers None for a name that is
 /// not installed.
-pub(crate) fn walk<'a>(
+pub(crate) fn walk(
     start: &str,
     limit: usize,
-    fallbacks_of: impl Fn(&str) -> Option<&'a [String]>,
+    fallbacks_of: impl Fn(&str) -> Option<Vec<String>>,
 ) -> (Vec<String>, Vec<String>) {
     let mut agents = Vec::new();
     let mut skipped = Vec::new();
@@ -60,7 +60,7 @@ pub(crate) fn walk<'a>(
             None => skipped.push(name),
             Some(next) => {
                 agents.push(name);
-                stack.extend(next.iter().rev().cloned());
+                stack.extend(next.into_iter().rev());
             }
         }
     }
@@ -71,7 +71,7 @@ pub(crate) fn walk<'a>(
 mod tests {
     use super::walk;
 
-    fn graph(name: &str) -> Option<&'static [String]> {
+    fn graph(name: &str) -> Option<Vec<String>> {
         static GRAPH: std::sync::LazyLock<Vec<(&str, Vec<String>)>> =
             std::sync::LazyLock::new(|| {
                 let v = |s: &[&str]| s.iter().map(|s| s.to_string()).collect();
@@ -85,7 +85,7 @@ mod tests {
         GRAPH
             .iter()
             .find(|(n, _)| *n == name)
-            .map(|(_, f)| f.as_slice())
+            .map(|(_, f)| f.clone())
     }
 
     #[test]

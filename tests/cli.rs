@@ -342,6 +342,35 @@ fn a_corrupt_index_is_rebuilt_with_a_warning() {
 }
 
 #[test]
+fn missing_or_damaged_files_derived_from_the_registry_are_rebuilt() {
+    let s = Session::new();
+    let v5 = dir("v5");
+    let text = ["--dir", &v5, "search", "review pull requests"];
+    let filtered = ["--dir", &v5, "search", "--role", "code-review"];
+    let before = (s.names(&text), s.names(&filtered));
+    assert!(!before.1.is_empty());
+    for (file, what) in [
+        ("catalog.bin", "the catalog"),
+        ("filters.duckdb", "the filter tables"),
+    ] {
+        let path = s.index.path().join(file);
+        for damage in [None, Some(&b"damaged"[..])] {
+            match damage {
+                None => std::fs::remove_file(&path).unwrap(),
+                Some(bytes) => std::fs::write(&path, bytes).unwrap(),
+            }
+            let out = s.run(&["--dir", &v5, "index", "--json"]);
+            assert!(out.status.success(), "{}", stderr(&out));
+            let warning = format!("rebuilding {what} from the registry");
+            assert!(stderr(&out).contains(&warning), "{}", stderr(&out));
+            let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(stats["stats"]["parsed"], 0, "the files are not read again");
+            assert_eq!((s.names(&text), s.names(&filtered)), before, "{file}");
+        }
+    }
+}
+
+#[test]
 fn bad_input_gets_clear_errors() {
     let s = Session::new();
     let v5 = dir("v5");

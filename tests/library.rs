@@ -24,7 +24,7 @@ fn shipped() -> Engine {
     Engine::open(&Config::new(roots)).expect("the shipped library opens")
 }
 
-fn of_kind(engine: &Engine, kind: Kind) -> Vec<&Definition> {
+fn of_kind(engine: &Engine, kind: Kind) -> Vec<Definition> {
     engine.definitions().filter(|d| d.kind == kind).collect()
 }
 

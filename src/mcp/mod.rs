@@ -124,13 +124,13 @@ fn roster(engine: &Engine) -> String {
     let mut kinds: BTreeMap<Kind, usize> = BTreeMap::new();
     let mut categories: BTreeMap<String, usize> = BTreeMap::new();
     let mut workflows = Vec::new();
-    for d in engine.definitions() {
+    for d in engine.summaries() {
         *kinds.entry(d.kind).or_default() += 1;
-        if let Some(c) = &d.category {
-            *categories.entry(c.clone()).or_default() += 1;
+        if let Some(c) = d.category {
+            *categories.entry(c.to_string()).or_default() += 1;
         }
         if d.kind == Kind::Workflow {
-            workflows.push(d.name.clone());
+            workflows.push(d.name.to_string());
         }
     }
     let count = |k| kinds.get(&k).copied().unwrap_or(0);
@@ -224,11 +224,11 @@ impl Server {
                 .with_mime_type("application/json"))
             }
             Target::Capability(capability) => {
-                let names: Vec<&str> = engine
+                let names: Vec<String> = engine
                     .with_capability(capability)
                     .map_err(not_found)?
                     .into_iter()
-                    .map(|d| d.name.as_str())
+                    .map(|d| d.name)
                     .collect();
                 Ok(ResourceContents::text(
                     json!({ "capability": capability, "agents": names }).to_string(),
@@ -256,7 +256,7 @@ impl Server {
                     .with_mime_type("text/markdown"),
             );
             if d.kind == Kind::Skill {
-                for file in engine.skill_files(d) {
+                for file in engine.skill_files(&d) {
                     out.push(Resource::new(
                         format!("{}/{file}", resources::uri(d.kind, &d.name)),
                         format!("{}/{file}", d.name),
@@ -285,9 +285,9 @@ impl Server {
                         _ => None,
                     };
                     engine
-                        .definitions()
+                        .summaries()
                         .filter(|d| Some(d.kind) == kind)
-                        .map(|d| d.name.clone())
+                        .map(|d| d.name.to_string())
                         .collect()
                 }
                 _ => Vec::new(),

@@ -336,7 +336,7 @@ impl Server {
             }
             let engine = self.engine();
             let resolved = engine.resolve_role(args.role.trim(), limit(args.limit)).map_err(error_text)?;
-            let agents: Vec<Entry> = resolved.agents.iter().filter_map(|n| engine.get(n).ok()).map(entry_of).collect();
+            let agents: Vec<Entry> = resolved.agents.iter().filter_map(|n| engine.get(n).ok()).map(|d| entry_of(&d)).collect();
             let note = if resolved.searched {
                 let roles: Vec<String> = engine.roles().into_iter().map(|r| r.role).collect();
                 let near = crate::suggest::closest(&args.role, roles.iter().map(String::as_str), 3);
@@ -372,7 +372,7 @@ impl Server {
             }
             let engine = self.engine();
             let mut entries: Vec<Entry> =
-                engine.with_capability(capability).map_err(error_text)?.into_iter().map(entry_of).collect();
+                engine.with_capability(capability).map_err(error_text)?.iter().map(entry_of).collect();
             let mut note = None;
             if entries.is_empty() {
                 let known = engine.capabilities();

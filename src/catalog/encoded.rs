@@ -1,0 +1,258 @@
+//! How the catalog keeps definitions: each one encoded on its own (postcard) in one blob,
+//! decoded only when a face asks for it. The blob and the catalog's entries are written to
+//! `<index>/catalog.bin` and mapped again on reopen, so a restart neither reads every row back
+//! from DuckDB nor holds 100k decoded definitions it will mostly never show.
+//!
+//! File layout: magic, format version, header length and the header's xxh3, the header
+//! (postcard: interned strings and entries), then the blob. Each entry carries the xxh3 of its
+//! definition's bytes, checked when it is decoded: a damaged file yields no definition, never a
+//! wrong one.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use serde::{Deserialize, Serialize};
+
+use crate::library::{Definition, Kind};
+use crate::store::TextLocation;
+
+const MAGIC: &[u8; 8] = b"o8catlg\0";
+/// Bump when `Stored`, `Header` or `StoredEntry` change.
+const VERSION: u32 = 1;
+/// Magic, version, header length, header hash.
+const PREFIX: usize = 8 + 4 + 8 + 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogFileError {
+    #[error("catalog file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("catalog file {0} is damaged or from another version")]
+    Damaged(PathBuf),
+}
+
+/// A definition as the blob holds it: `Definition` with its unknown fields as JSON text
+/// (postcard is not self-describing, so it cannot hold a JSON value) and its text location.
+/// Borrowed when encoding, owned when decoded.
+#[derive(Serialize, Deserialize)]
+struct Stored<'a> {
+    key: u64,
+    name: Cow<'a, str>,
+    kind: Kind,
+    category: Option<Cow<'a, str>>,
+    role: Option<Cow<'a, str>>,
+    model: Option<Cow<'a, str>>,
+    description: Cow<'a, str>,
+    path: Cow<'a, Path>,
+    root: u64,
+    tokens: u64,
+    capabilities: Cow<'a, [String]>,
+    tags: Cow<'a, [String]>,
+    fallbacks: Cow<'a, [String]>,
+    use_when: Cow<'a, [String]>,
+    tools: Cow<'a, [String]>,
+    argument_hint: Option<Cow<'a, str>>,
+    extra: Cow<'a, str>,
+    text: (u32, u64, u64),
+}
+
+fn borrowed(s: &Option<String>) -> Option<Cow<'_, str>> {
+    s.as_deref().map(Cow::Borrowed)
+}
+
+/// Appends `d` to `blob` and returns where it sits.
+pub(super) fn encode(d: &Definition, blob: &mut Vec<u8>) -> Span {
+    let extra = match d.extra.is_empty() {
+        true => Cow::Borrowed("{}"),
+        false => Cow::Owned(serde_json::Value::Object(d.extra.clone()).to_string()),
+    };
+    let stored = Stored {
+        key: d.key,
+        name: Cow::Borrowed(&d.name),
+        kind: d.kind,
+        category: borrowed(&d.category),
+        role: borrowed(&d.role),
+        model: borrowed(&d.model),
+        description: Cow::Borrowed(&d.description),
+        path: Cow::Borrowed(&d.path),
+        root: d.root as u64,
+        tokens: d.tokens,
+        capabilities: Cow::Borrowed(&d.capabilities),
+        tags: Cow::Borrowed(&d.tags),
+        fallbacks: Cow::Borrowed(&d.fallbacks),
+        use_when: Cow::Borrowed(&d.use_when),
+        tools: Cow::Borrowed(&d.tools),
+        argument_hint: borrowed(&d.argument_hint),
+        extra,
+        text: (d.text.segment, d.text.offset, d.text.length),
+    };
+    let start = blob.len();
+    // Writing into a Vec fails only if a value cannot be serialised, which ours always can;
+    // an error leaves the span empty, which decodes to nothing rather than to a wrong
+    // definition.
+    if postcard::to_io(&stored, &mut *blob).is_err() {
+        blob.truncate(start);
+    }
+    let bytes = &blob[start..];
+    Span {
+        offset: start as u64,
+        length: bytes.len() as u32,
+        hash: xxhash_rust::xxh3::xxh3_64(bytes),
+    }
+}
+
+/// Decodes the definition at `span`, or None when its bytes are not what was written.
+pub(super) fn decode(blob: &[u8], span: Span) -> Option<Definition> {
+    let start = usize::try_from(span.offset).ok()?;
+    let bytes = blob.get(start..start.checked_add(span.length as usize)?)?;
+    if xxhash_rust::xxh3::xxh3_64(bytes) != span.hash {
+        tracing::error!(
+            offset = span.offset,
+            "damaged definition in the catalog file"
+        );
+        return None;
+    }
+    let s: Stored = postcard::from_bytes(bytes).ok()?;
+    let owned = |s: Option<Cow<'_, str>>| s.map(Cow::into_owned);
+    Some(Definition {
+        key: s.key,
+        name: s.name.into_owned(),
+        kind: s.kind,
+        category: owned(s.category),
+        role: owned(s.role),
+        model: owned(s.model),
+        description: s.description.into_owned(),
+        path: s.path.into_owned(),
+        root: usize::try_from(s.root).unwrap_or(usize::MAX),
+        tokens: s.tokens,
+        capabilities: s.capabilities.into_owned(),
+        tags: s.tags.into_owned(),
+        fallbacks: s.fallbacks.into_owned(),
+        use_when: s.use_when.into_owned(),
+        tools: s.tools.into_owned(),
+        argument_hint: owned(s.argument_hint),
+        extra: serde_json::from_str(&s.extra).unwrap_or_default(),
+        text: TextLocation {
+            segment: s.text.0,
+            offset: s.text.1,
+            length: s.text.2,
+        },
+    })
+}
+
+/// Where one encoded definition sits in the blob.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub(super) struct Span {
+    offset: u64,
+    length: u32,
+    hash: u64,
+}
+
+impl Span {
+    /// The same bytes, moved `by` bytes further into a blob.
+    pub fn at(self, by: u64) -> Span {
+        Span {
+            offset: self.offset + by,
+            ..self
+        }
+    }
+}
+
+/// What the catalog keeps of each definition, in precedence order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct StoredEntry {
+    pub key: u64,
+    pub name: String,
+    pub kind: Kind,
+    /// Index into `Header::strings`.
+    pub category: Option<u32>,
+    pub role: Option<u32>,
+    pub group: u32,
+    pub served: bool,
+    pub span: Span,
+}
+
+/// The catalog's entries, with the categories and roles they share written once.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct Header {
+    pub strings: Vec<String>,
+    pub entries: Vec<StoredEntry>,
+    /// Bytes of the blob that follows: a cut file is refused as a whole.
+    pub blob_length: u64,
+}
+
+/// The encoded definitions: built in memory, or mapped from a catalog file.
+pub(super) enum Blob {
+    Memory(Vec<u8>),
+    Mapped { map: Mmap, start: usize },
+}
+
+impl Blob {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Blob::Memory(bytes) => bytes,
+            Blob::Mapped { map, start } => map.get(*start..).unwrap_or_default(),
+        }
+    }
+}
+
+/// Writes `header` and `blob` to `path`, through a temporary file renamed into place: a reader
+/// maps either the old file or the new one, never a half-written one. Not synced: a file cut
+/// or emptied by a crash fails `read`'s checks and is rebuilt from the registry.
+pub(super) fn write(path: &Path, header: &Header, blob: &[u8]) -> Result<(), CatalogFileError> {
+    let io = |source| CatalogFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let encoded = postcard::to_stdvec(header)
+        .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+    let tmp = path.with_extension("bin.tmp");
+    let mut out = BufWriter::new(File::create(&tmp).map_err(io)?);
+    out.write_all(MAGIC).map_err(io)?;
+    out.write_all(&VERSION.to_le_bytes()).map_err(io)?;
+    out.write_all(&(encoded.len() as u64).to_le_bytes())
+        .map_err(io)?;
+    out.write_all(&xxhash_rust::xxh3::xxh3_64(&encoded).to_le_bytes())
+        .map_err(io)?;
+    out.write_all(&encoded).map_err(io)?;
+    out.write_all(blob).map_err(io)?;
+    out.flush().map_err(io)?;
+    drop(out);
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Maps the catalog file at `path` and decodes its header; the blob stays mapped.
+pub(super) fn read(path: &Path) -> Result<(Header, Blob), CatalogFileError> {
+    let io = |source| CatalogFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let damaged = || CatalogFileError::Damaged(path.to_path_buf());
+    let file = File::open(path).map_err(io)?;
+    // SAFETY: catalog files are written under a temporary name and renamed into place, never
+    // modified after: no mapping of one can change or shrink under us (the same rule as the
+    // text segments in `store`).
+    let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+    let prefix = map.get(..PREFIX).ok_or_else(damaged)?;
+    let word = |at: usize| u64::from_le_bytes(prefix[at..at + 8].try_into().unwrap_or_default());
+    let version = u32::from_le_bytes(prefix[8..12].try_into().unwrap_or_default());
+    if &prefix[..8] != MAGIC || version != VERSION {
+        return Err(damaged());
+    }
+    let length = usize::try_from(word(12)).map_err(|_| damaged())?;
+    let end = PREFIX.checked_add(length).ok_or_else(damaged)?;
+    let encoded = map.get(PREFIX..end).ok_or_else(damaged)?;
+    if xxhash_rust::xxh3::xxh3_64(encoded) != word(20) {
+        return Err(damaged());
+    }
+    let header: Header = postcard::from_bytes(encoded).map_err(|_| damaged())?;
+    if (map.len() - end) as u64 != header.blob_length {
+        return Err(damaged());
+    }
+    Ok((header, Blob::Mapped { map, start: end }))
+}
