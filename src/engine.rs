@@ -18,7 +18,7 @@ use crate::library::formats::{Location, ParsedFile};
 use crate::library::scan::{self, FoundFile};
 use crate::library::{Definition, Kind, parse_file};
 use crate::planner::{self, PlanError, Query, SearchResult};
-use crate::registry::{Changes, Contents, Registry, RegistryError, SCHEMA_VERSION};
+use crate::registry::{Changes, Contents, Manifest, Registry, RegistryError, SCHEMA_VERSION};
 use crate::roles::{self, Link, Resolution, RoleChain};
 use crate::store::{Store, StoreError};
 use crate::suggest::closest;
@@ -559,7 +559,7 @@ struct OpenIndex {
     paths: IndexPaths,
     registry: Registry,
     text: TextIndex,
-    manifest: HashMap<PathBuf, (u64, i64)>,
+    manifest: Manifest,
     /// The catalog file as it was when the index was opened, read while the roots are
     /// walked: it is served unless the refresh changes the registry.
     catalog: Result<Catalog, CatalogFileError>,
@@ -740,7 +740,7 @@ fn open_persisted(paths: &IndexPaths, roots: &[PathBuf]) -> Result<Persisted, St
     }
     if manifest
         .keys()
-        .any(|p| !roots.iter().any(|r| p.starts_with(r)))
+        .any(|p| !roots.iter().any(|r| is_under(p, r)))
     {
         return Err("index was built for other roots".into());
     }
@@ -764,8 +764,19 @@ fn open_persisted(paths: &IndexPaths, roots: &[PathBuf]) -> Result<Persisted, St
     Ok((registry, text, manifest))
 }
 
-/// Both halves of a persisted index and its manifest (path -> size, mtime).
-type Persisted = (Registry, TextIndex, HashMap<PathBuf, (u64, i64)>);
+/// Both halves of a persisted index and its manifest.
+type Persisted = (Registry, TextIndex, Manifest);
+
+/// Whether the manifest's `path` lies under `root`, as `Path::starts_with` decides, compared
+/// as text (the manifest holds 100k paths; a `Path` comparison parses components).
+fn is_under(path: &str, root: &Path) -> bool {
+    match root.to_str() {
+        Some(root) => path
+            .strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || root.ends_with('/')),
+        None => Path::new(path).starts_with(root),
+    }
+}
 
 /// Embeds the definitions that have no vector yet (new or changed files, or all of them when
 /// the model was installed after the index was built).
@@ -798,7 +809,7 @@ fn update(
     text: &mut TextIndex,
     index: Option<&IndexPaths>,
     found: &[FoundFile],
-    manifest: &HashMap<PathBuf, (u64, i64)>,
+    manifest: &Manifest,
     progress: bool,
 ) -> Result<
     (
@@ -808,20 +819,22 @@ fn update(
     ),
     EngineError,
 > {
-    let changed: Vec<&FoundFile> = found
+    let recorded = |f: &FoundFile| f.path.to_str().and_then(|p| manifest.get(p));
+    let mut changed: Vec<&FoundFile> = found
         .iter()
-        .filter(|f| manifest.get(&f.path) != Some(&(f.size, f.mtime_ns)))
+        .filter(|f| recorded(f) != Some(&(f.size, f.mtime_ns)))
         .collect();
+    scan::sort(&mut changed);
     // When every file found is in the manifest unchanged and the counts agree, nothing is
     // gone: the usual reopen skips hashing every path a second and third time.
     let gone: Vec<PathBuf> = if changed.is_empty() && found.len() == manifest.len() {
         Vec::new()
     } else {
-        let present: HashSet<&Path> = found.iter().map(|f| f.path.as_path()).collect();
+        let present: HashSet<&str> = found.iter().filter_map(|f| f.path.to_str()).collect();
         manifest
             .keys()
-            .filter(|p| !present.contains(p.as_path()))
-            .cloned()
+            .filter(|p| !present.contains(p.as_str()))
+            .map(PathBuf::from)
             .collect()
     };
     if changed.is_empty() && gone.is_empty() {
@@ -839,7 +852,7 @@ fn update(
     removed.extend(
         changed
             .iter()
-            .filter(|f| manifest.contains_key(&f.path))
+            .filter(|f| recorded(f).is_some())
             .map(|f| f.path.clone()),
     );
     let segment_id = texts.map_or(0, |dir| {
@@ -964,6 +977,20 @@ mod tests {
     use super::*;
     use crate::planner::Filters;
     use crate::registry::Matching;
+
+    #[test]
+    fn a_manifest_path_is_under_a_root_by_whole_components() {
+        for (path, root, under) in [
+            ("/a/b/c.md", "/a/b", true),
+            ("/a/bc/d.md", "/a/b", false),
+            ("/a/b", "/a/b", true),
+            ("/x.md", "/", true),
+            ("/a.md", "/a", false),
+        ] {
+            assert_eq!(is_under(path, Path::new(root)), under, "{path} in {root}");
+            assert_eq!(Path::new(path).starts_with(root), under, "{path} in {root}");
+        }
+    }
 
     #[test]
     fn a_role_lists_its_primary_then_other_declarers_then_fallbacks() {

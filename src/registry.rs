@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use duckdb::arrow::array::{
-    Array, BinaryArray, Int32Array, StringArray, StructArray, UInt32Array, UInt64Array,
+    Array, BinaryArray, Int32Array, Int64Array, StringArray, StructArray, UInt32Array, UInt64Array,
 };
 use duckdb::types::Value;
 use duckdb::{Connection, params, params_from_iter};
@@ -129,6 +129,11 @@ pub enum RegistryError {
         source: std::io::Error,
     },
 }
+
+/// Every file read so far: its path (as written, UTF-8) -> (size, mtime in ns). Keyed by
+/// the path's text, not a `PathBuf`: hashing a `Path` parses its components, and a reopen
+/// looks up every file found.
+pub(crate) type Manifest = HashMap<String, (u64, i64)>;
 
 /// What changed on disk since the manifest was written.
 #[derive(Debug, Default)]
@@ -251,17 +256,25 @@ impl Registry {
         Ok(())
     }
 
-    /// The manifest: path -> (size, mtime in ns) of every file read so far.
-    pub fn manifest(&self) -> Result<HashMap<PathBuf, (u64, i64)>, RegistryError> {
+    /// The manifest: path -> (size, mtime in ns) of every file read so far. Read column-wise
+    /// from a streaming query, like `definitions`.
+    pub fn manifest(&self) -> Result<Manifest, RegistryError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT path, size, mtime_ns FROM files")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                PathBuf::from(r.get::<_, String>(0)?),
-                (r.get(1)?, r.get(2)?),
-            ))
+        let mut manifest = Manifest::new();
+        stream(&conn, "SELECT path, size, mtime_ns FROM files", |chunk| {
+            let path = column::<StringArray>(chunk, 0)?;
+            let size = column::<UInt64Array>(chunk, 1)?;
+            let mtime = column::<Int64Array>(chunk, 2)?;
+            manifest.reserve(chunk.len());
+            for row in 0..chunk.len() {
+                manifest.insert(
+                    path.value(row).to_owned(),
+                    (size.value(row), mtime.value(row)),
+                );
+            }
+            Ok(())
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(manifest)
     }
 
     /// Applies `changes` in one transaction: the manifest never claims a file whose rows are

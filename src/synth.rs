@@ -179,7 +179,8 @@ impl Vocabulary {
             }
             canonical.push(path);
         }
-        let (found, _) = scan::walk(&canonical);
+        let (mut found, _) = scan::walk(&canonical);
+        scan::sort(&mut found);
         let mut builder = Builder::default();
         for file in &found {
             // A source file that cannot be read or parsed contributes nothing; the vocabulary
