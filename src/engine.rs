@@ -563,6 +563,8 @@ struct OpenIndex {
     /// The catalog file as it was when the index was opened, read while the roots are
     /// walked: it is served unless the refresh changes the registry.
     catalog: Result<Catalog, CatalogFileError>,
+    /// The filter file, attached then, likewise.
+    filters: Result<Registry, RegistryError>,
     /// Why the index was thrown away, if it was.
     rebuilt: Option<String>,
 }
@@ -591,6 +593,7 @@ impl OpenIndex {
             }
         };
         let catalog = Catalog::read(&paths.catalog);
+        let filters = Registry::serving(&paths.filters);
         Ok(OpenIndex {
             lock,
             paths,
@@ -598,6 +601,7 @@ impl OpenIndex {
             text,
             manifest,
             catalog,
+            filters,
             rebuilt,
         })
     }
@@ -616,6 +620,7 @@ impl OpenIndex {
             mut text,
             manifest,
             catalog,
+            filters,
             rebuilt,
         } = self;
         let (stats, _, _) = update(
@@ -629,7 +634,6 @@ impl OpenIndex {
         if let Some(embedder) = &config.embedder {
             fill_vectors(&registry, embedder)?;
         }
-        registry.set_schema_version()?;
         let segments = registry.segments()?;
         let contents = registry.contents(config.embedder.is_some())?;
         let changed = stats.parsed + stats.removed > 0;
@@ -643,7 +647,11 @@ impl OpenIndex {
             catalog.write(&paths.catalog)?;
             Ok::<_, EngineError>(catalog)
         })?;
-        let filters = Registry::serving(&paths.filters).or_else(|error| {
+        let filters = match filters {
+            Ok(filters) if !changed => Ok(filters),
+            _ => Registry::serving(&paths.filters),
+        };
+        let filters = filters.or_else(|error| {
             tracing::warn!(%error, "rebuilding the filter tables from the registry");
             registry.write_filters(&paths.filters)?;
             Registry::serving(&paths.filters)
@@ -736,7 +744,8 @@ fn open_persisted(paths: &IndexPaths, roots: &[PathBuf]) -> Result<Persisted, St
             ));
         }
         None if !manifest.is_empty() => return Err("index has no schema version".into()),
-        _ => {}
+        None => registry.set_schema_version().map_err(|e| e.to_string())?,
+        Some(_) => {}
     }
     if manifest
         .keys()
@@ -821,7 +830,7 @@ fn update(
 > {
     let recorded = |f: &FoundFile| f.path.to_str().and_then(|p| manifest.get(p));
     let mut changed: Vec<&FoundFile> = found
-        .iter()
+        .par_iter()
         .filter(|f| recorded(f) != Some(&(f.size, f.mtime_ns)))
         .collect();
     scan::sort(&mut changed);
