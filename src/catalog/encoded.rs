@@ -21,7 +21,7 @@ use crate::store::TextLocation;
 
 const MAGIC: &[u8; 8] = b"o8catlg\0";
 /// Bump when `Stored`, `Header` or `StoredEntry` change.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Magic, version, header length, header hash.
 const PREFIX: usize = 8 + 4 + 8 + 8;
 
@@ -167,7 +167,9 @@ impl Span {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct StoredEntry {
     pub key: u64,
-    pub name: String,
+    /// Where this entry's name ends in `Header::names` (it starts where the previous one's
+    /// ends): one string for all names, rather than 100k to allocate on every reopen.
+    pub name_end: u32,
     pub kind: Kind,
     /// Index into `Header::strings`.
     pub category: Option<u32>,
@@ -177,13 +179,62 @@ pub(super) struct StoredEntry {
     pub span: Span,
 }
 
-/// The catalog's entries, with the categories and roles they share written once.
+/// The catalog's entries and every lookup table over them, as sorted arrays of entry
+/// numbers: a reopen decodes them as they are instead of hashing 100k names and keys again.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct Header {
+    /// Categories and roles, each written once.
     pub strings: Vec<String>,
+    pub names: String,
     pub entries: Vec<StoredEntry>,
+    /// Served entries, by name.
+    pub by_name: Vec<u32>,
+    /// Every entry, by key.
+    pub by_key: Vec<u32>,
+    /// Group `g`'s served members (canonical first) are
+    /// `group_members[group_starts[g]..group_starts[g + 1]]`.
+    pub group_starts: Vec<u32>,
+    pub group_members: Vec<u32>,
+    /// Lowercased role -> the served agents declaring it, in precedence order; by role.
+    pub roles: Vec<(String, Vec<u32>)>,
     /// Bytes of the blob that follows: a cut file is refused as a whole.
     pub blob_length: u64,
+}
+
+impl Header {
+    /// Whether every number in the tables points where it should, so lookups can index
+    /// without checking again.
+    fn is_consistent(&self) -> bool {
+        let len = self.entries.len();
+        let within = |i: &u32| (*i as usize) < len;
+        let mut start = 0;
+        let names_fit = self.entries.iter().all(|e| {
+            let end = e.name_end as usize;
+            let fits = start <= end && self.names.get(start..end).is_some();
+            start = end;
+            fits
+        });
+        let strings = |s: Option<u32>| s.is_none_or(|s| (s as usize) < self.strings.len());
+        names_fit
+            && self.entries.iter().all(|e| {
+                strings(e.category)
+                    && strings(e.role)
+                    && (e.group as usize) < self.group_starts.len().saturating_sub(1)
+            })
+            && self.by_name.iter().all(within)
+            && self.by_key.len() == len
+            && self.by_key.iter().all(within)
+            && self.group_members.iter().all(within)
+            && self.group_starts.windows(2).all(|w| w[0] <= w[1])
+            && self
+                .group_starts
+                .last()
+                .is_none_or(|&end| end as usize == self.group_members.len())
+            && self
+                .roles
+                .iter()
+                .all(|(_, members)| members.iter().all(within))
+    }
 }
 
 /// The encoded definitions: built in memory, or mapped from a catalog file.
@@ -251,7 +302,7 @@ pub(super) fn read(path: &Path) -> Result<(Header, Blob), CatalogFileError> {
         return Err(damaged());
     }
     let header: Header = postcard::from_bytes(encoded).map_err(|_| damaged())?;
-    if (map.len() - end) as u64 != header.blob_length {
+    if (map.len() - end) as u64 != header.blob_length || !header.is_consistent() {
         return Err(damaged());
     }
     Ok((header, Blob::Mapped { map, start: end }))

@@ -22,16 +22,9 @@ const ENCODE_CHUNK: usize = 4096;
 
 /// Definitions grouped by name and by copy.
 pub(crate) struct Catalog {
-    /// Entries in precedence order, with the categories and roles they name.
+    /// Entries in precedence order and the lookup tables over them.
     header: Header,
     blob: Blob,
-    by_key: HashMap<u64, u32>,
-    /// Name -> the entry served under it.
-    by_name: HashMap<Box<str>, u32>,
-    /// Per group, its served members, canonical (first by name) first.
-    groups: Vec<Vec<u32>>,
-    /// Lowercased role -> the served agents declaring it.
-    by_role: HashMap<String, Vec<u32>>,
 }
 
 /// What lists and rosters need of a served definition, without decoding it.
@@ -181,6 +174,43 @@ fn intern<'a>(
     }))
 }
 
+/// Fills `header`'s lookup tables from its entries (`defs` beside them, in the same order).
+fn tables(header: &mut Header, defs: &[Definition]) {
+    let entries = &header.entries;
+    let count = entries.len() as u32;
+    let served: Vec<u32> = (0..count).filter(|&i| entries[i as usize].served).collect();
+    let mut by_name = served.clone();
+    by_name.par_sort_unstable_by(|&a, &b| defs[a as usize].name.cmp(&defs[b as usize].name));
+    let mut by_key: Vec<u32> = (0..count).collect();
+    by_key.par_sort_unstable_by_key(|&i| entries[i as usize].key);
+    let groups = entries
+        .iter()
+        .map(|e| e.group as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let mut members: Vec<Vec<u32>> = vec![Vec::new(); groups];
+    let mut roles: HashMap<String, Vec<u32>> = HashMap::new();
+    for &i in &served {
+        let e = &entries[i as usize];
+        members[e.group as usize].push(i);
+        if let (Kind::Agent, Some(role)) = (e.kind, e.role) {
+            let role = header.strings[role as usize].to_lowercase();
+            roles.entry(role).or_default().push(i);
+        }
+    }
+    header.group_starts = vec![0];
+    for mut group in members {
+        // Pushed in precedence order; by name, the first is the canonical one.
+        group.sort_by(|&a, &b| defs[a as usize].name.cmp(&defs[b as usize].name));
+        header.group_members.extend(group);
+        header.group_starts.push(header.group_members.len() as u32);
+    }
+    header.roles = roles.into_iter().collect();
+    header.roles.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    header.by_name = by_name;
+    header.by_key = by_key;
+}
+
 impl Catalog {
     /// Builds the catalog of `defs`, encoding each definition into the blob.
     pub fn new(mut defs: Vec<Definition>) -> Catalog {
@@ -209,9 +239,10 @@ impl Catalog {
         for (i, (d, span)) in defs.iter().zip(spans).enumerate() {
             let category = intern(&d.category, &mut strings, &mut header.strings);
             let role = intern(&d.role, &mut strings, &mut header.strings);
+            header.names.push_str(&d.name);
             header.entries.push(StoredEntry {
                 key: d.key,
-                name: d.name.clone(),
+                name_end: header.names.len() as u32,
                 kind: d.kind,
                 category,
                 role,
@@ -221,13 +252,17 @@ impl Catalog {
             });
         }
         header.blob_length = blob.len() as u64;
-        Catalog::from_parts(header, Blob::Memory(blob))
+        tables(&mut header, &defs);
+        Catalog {
+            header,
+            blob: Blob::Memory(blob),
+        }
     }
 
     /// Maps the catalog written by `write` at `path`.
     pub fn read(path: &Path) -> Result<Catalog, CatalogFileError> {
         let (header, blob) = encoded::read(path)?;
-        Ok(Catalog::from_parts(header, blob))
+        Ok(Catalog { header, blob })
     }
 
     /// Persists the catalog at `path` (replacing any file there at once).
@@ -235,45 +270,16 @@ impl Catalog {
         encoded::write(path, &self.header, self.blob.bytes())
     }
 
-    /// The lookup tables over `header`'s entries.
-    fn from_parts(header: Header, blob: Blob) -> Catalog {
-        let entries = &header.entries;
-        let by_key = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.key, i as u32))
-            .collect();
-        let mut by_name = HashMap::with_capacity(entries.len());
-        let mut groups: Vec<Vec<u32>> = Vec::new();
-        let mut by_role: HashMap<String, Vec<u32>> = HashMap::new();
-        for (i, e) in entries.iter().enumerate().filter(|(_, e)| e.served) {
-            let i = i as u32;
-            by_name.insert(e.name.as_str().into(), i);
-            let group = e.group as usize;
-            if groups.len() <= group {
-                groups.resize_with(group + 1, Vec::new);
-            }
-            groups[group].push(i);
-            if let (Kind::Agent, Some(role)) = (e.kind, e.role) {
-                let role = header.strings.get(role as usize).map_or("", String::as_str);
-                by_role.entry(role.to_lowercase()).or_default().push(i);
-            }
-        }
-        for members in groups.iter_mut().filter(|g| g.len() > 1) {
-            members.sort_by(|&a, &b| entries[a as usize].name.cmp(&entries[b as usize].name));
-        }
-        Catalog {
-            header,
-            blob,
-            by_key,
-            by_name,
-            groups,
-            by_role,
-        }
-    }
-
     fn entry(&self, i: u32) -> &StoredEntry {
         &self.header.entries[i as usize]
+    }
+
+    fn name(&self, i: u32) -> &str {
+        let start = match i {
+            0 => 0,
+            _ => self.entry(i - 1).name_end as usize,
+        };
+        &self.header.names[start..self.entry(i).name_end as usize]
     }
 
     fn decode(&self, i: u32) -> Option<Definition> {
@@ -282,16 +288,29 @@ impl Catalog {
 
     fn summary(&self, i: u32) -> Summary<'_> {
         let e = self.entry(i);
-        let string = |s: Option<u32>| {
-            s.and_then(|s| self.header.strings.get(s as usize))
-                .map(String::as_str)
-        };
+        let string = |s: Option<u32>| s.map(|s| self.header.strings[s as usize].as_str());
         Summary {
-            name: &e.name,
+            name: self.name(i),
             kind: e.kind,
             category: string(e.category),
             role: string(e.role),
         }
+    }
+
+    /// The served entry named `name`.
+    fn find_name(&self, name: &str) -> Option<u32> {
+        let by_name = &self.header.by_name;
+        let at = by_name.binary_search_by(|&i| self.name(i).cmp(name)).ok()?;
+        Some(by_name[at])
+    }
+
+    /// The entry of `key`.
+    fn find_key(&self, key: u64) -> Option<u32> {
+        let by_key = &self.header.by_key;
+        let at = by_key
+            .binary_search_by(|&i| self.entry(i).key.cmp(&key))
+            .ok()?;
+        Some(by_key[at])
     }
 
     /// One warning per file whose name another file already serves.
@@ -316,7 +335,7 @@ impl Catalog {
     }
 
     pub fn len(&self) -> usize {
-        self.by_name.len()
+        self.header.by_name.len()
     }
 
     fn served_indices(&self) -> impl Iterator<Item = u32> + '_ {
@@ -334,54 +353,59 @@ impl Catalog {
     }
 
     pub fn by_name(&self, name: &str) -> Option<Definition> {
-        self.decode(*self.by_name.get(name)?)
+        self.decode(self.find_name(name)?)
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.by_name.contains_key(name)
+        self.find_name(name).is_some()
     }
 
     /// The key of the definition served under `name`.
     pub fn key(&self, name: &str) -> Option<u64> {
-        self.by_name.get(name).map(|&i| self.entry(i).key)
+        self.find_name(name).map(|i| self.entry(i).key)
     }
 
     pub fn by_key(&self, key: u64) -> Option<Definition> {
-        self.decode(*self.by_key.get(&key)?)
+        self.decode(self.find_key(key)?)
     }
 
     /// Served agents declaring `role` (any case), in precedence order.
     pub fn with_role(&self, role: &str) -> Vec<Summary<'_>> {
-        self.by_role
-            .get(&role.to_lowercase())
-            .map_or_else(Vec::new, |members| {
-                members.iter().map(|&i| self.summary(i)).collect()
-            })
+        let roles = &self.header.roles;
+        let wanted = role.to_lowercase();
+        match roles.binary_search_by(|(r, _)| r.as_str().cmp(&wanted)) {
+            Ok(at) => roles[at].1.iter().map(|&i| self.summary(i)).collect(),
+            Err(_) => Vec::new(),
+        }
     }
 
     pub fn is_shadowed(&self, key: u64) -> bool {
-        self.by_key
-            .get(&key)
-            .is_some_and(|&i| !self.entry(i).served)
+        self.find_key(key).is_some_and(|i| !self.entry(i).served)
     }
 
     /// Every served name, sorted.
     pub fn names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.by_name.keys().map(|n| &**n).collect();
-        names.sort_unstable();
-        names
+        self.header.by_name.iter().map(|&i| self.name(i)).collect()
+    }
+
+    fn group_members(&self, group: usize) -> &[u32] {
+        let starts = &self.header.group_starts;
+        match (starts.get(group), starts.get(group + 1)) {
+            (Some(&start), Some(&end)) => &self.header.group_members[start as usize..end as usize],
+            _ => &[],
+        }
     }
 
     fn members(&self, key: u64) -> Option<&[u32]> {
-        let &i = self.by_key.get(&key)?;
-        let members = self.groups.get(self.entry(i).group as usize)?;
-        (!members.is_empty()).then_some(members.as_slice())
+        let group = self.entry(self.find_key(key)?).group as usize;
+        let members = self.group_members(group);
+        (!members.is_empty()).then_some(members)
     }
 
     /// The names of the group of `key`, canonical first.
     pub fn group_names(&self, key: u64) -> Option<Vec<&str>> {
         let members = self.members(key)?;
-        Some(members.iter().map(|&m| &*self.entry(m).name).collect())
+        Some(members.iter().map(|&m| self.name(m)).collect())
     }
 
     /// The group of `key` as (canonical definition, the other members' names).
@@ -390,27 +414,27 @@ impl Catalog {
         let canonical = self.decode(members[0])?;
         let aliases = members[1..]
             .iter()
-            .map(|&m| self.entry(m).name.clone())
+            .map(|&m| self.name(m).to_string())
             .collect();
         Some((canonical, aliases))
     }
 
     /// Stable identity of the copy group of `key`.
     pub fn group_id(&self, key: u64) -> Option<usize> {
-        let &i = self.by_key.get(&key)?;
-        Some(self.entry(i).group as usize)
+        Some(self.entry(self.find_key(key)?).group as usize)
     }
 
     /// (served name, alias) for every group with copies, for the registry's alias table.
     pub fn alias_pairs(&self) -> Vec<(String, String)> {
-        self.groups
-            .iter()
+        let groups = self.header.group_starts.len().saturating_sub(1);
+        (0..groups)
+            .map(|g| self.group_members(g))
             .filter(|g| g.len() > 1)
             .flat_map(|g| {
-                let canonical = &self.entry(g[0]).name;
+                let canonical = self.name(g[0]);
                 g[1..]
                     .iter()
-                    .map(move |&m| (canonical.clone(), self.entry(m).name.clone()))
+                    .map(move |&m| (canonical.to_string(), self.name(m).to_string()))
             })
             .collect()
     }
