@@ -183,9 +183,10 @@ fn tables(header: &mut Header, defs: &[Definition]) {
     by_name.par_sort_unstable_by(|&a, &b| defs[a as usize].name.cmp(&defs[b as usize].name));
     let mut by_key: Vec<u32> = (0..count).collect();
     by_key.par_sort_unstable_by_key(|&i| entries[i as usize].key);
-    let groups = entries
+    // Every served entry has a group, and every group a served member.
+    let groups = served
         .iter()
-        .map(|e| e.group as usize + 1)
+        .map(|&i| entries[i as usize].group as usize + 1)
         .max()
         .unwrap_or(0);
     let mut members: Vec<Vec<u32>> = vec![Vec::new(); groups];
