@@ -296,9 +296,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let t0 = std::time::Instant::now();
     let engine = Engine::open(&config)?;
-    eprintln!("T engine {:?}", t0.elapsed());
     let json = args.json;
     let mut out = std::io::stdout().lock();
     match args.command {
@@ -319,7 +317,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 category,
                 model,
             };
-            eprintln!("T before search {:?}", t0.elapsed());
             let result = engine.search(&Query {
                 text: query,
                 filters,

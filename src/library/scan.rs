@@ -165,7 +165,8 @@ fn candidate(
 }
 
 thread_local! {
-    /// The directory whose files this walker thread is stat-ing, and a descriptor of it.
+    /// The directory whose files this walker thread is stat-ing, and a descriptor of it. The
+    /// walker's threads end with the walk, and the descriptor with them.
     static DIRECTORY: RefCell<Option<(PathBuf, OwnedFd)>> = const { RefCell::new(None) };
 }
 
