@@ -4,7 +4,7 @@
 //! from DuckDB nor holds 100k decoded definitions it will mostly never show.
 //!
 //! File layout: magic, format version, header length and the header's xxh3, the header
-//! (postcard: interned strings and entries), then the blob. Each entry carries the xxh3 of its
+//! (postcard: interned strings, names, entries and the lookup tables), then the blob. Each entry carries the xxh3 of its
 //! definition's bytes, checked when it is decoded: a damaged file yields no definition, never a
 //! wrong one.
 
