@@ -18,7 +18,7 @@ use crate::library::formats::{Location, ParsedFile};
 use crate::library::scan::{self, FoundFile};
 use crate::library::{Definition, Kind, parse_file};
 use crate::planner::{self, PlanError, Query, SearchResult};
-use crate::registry::{Changes, Contents, Manifest, Registry, RegistryError, SCHEMA_VERSION};
+use crate::registry::{Batch, Contents, Manifest, Registry, RegistryError, SCHEMA_VERSION};
 use crate::roles::{self, Link, Resolution, RoleChain};
 use crate::store::{Store, StoreError};
 use crate::suggest::closest;
@@ -875,9 +875,7 @@ fn update(
     for path in &removed {
         writer.delete(crate::library::key_of(path));
     }
-    let mut files = Vec::new();
-    let mut definitions = Vec::new();
-    let mut diagnostics = Vec::new();
+    let mut rows = registry.writer(&removed)?;
     let bar = progress_bar(progress, changed.len());
     for batch in changed.chunks(BATCH) {
         let parsed: Vec<(&FoundFile, Vec<u8>, ParsedFile)> = batch
@@ -888,6 +886,9 @@ fn update(
                 (*f, bytes, parsed)
             })
             .collect();
+        let mut files = Vec::with_capacity(parsed.len());
+        let mut definitions = Vec::with_capacity(parsed.len());
+        let mut diagnostics = Vec::new();
         for (file, bytes, parsed) in parsed {
             files.push((
                 file.path.clone(),
@@ -903,6 +904,11 @@ fn update(
                 definitions.push(definition);
             }
         }
+        rows.append(&Batch {
+            files,
+            definitions: definitions.iter().collect(),
+            diagnostics: diagnostics.iter().collect(),
+        })?;
     }
     bar.finish_and_clear();
     let owned = segment.finish()?;
@@ -910,14 +916,7 @@ fn update(
     // still lists the files as unread and the next run redoes both (deletes are by key).
     writer.commit()?;
     text.reload()?;
-    registry.apply(&Changes {
-        removed,
-        files,
-        definitions: definitions.iter().collect(),
-        diagnostics: diagnostics.iter().collect(),
-    })?;
-    // The catalog is built from every stored definition, not only those parsed now.
-    drop(definitions);
+    rows.commit()?;
     let catalog = Catalog::new(registry.definitions()?);
     registry.set_aliases(&catalog.alias_pairs())?;
     let built = match index {

@@ -135,15 +135,22 @@ pub enum RegistryError {
 /// looks up every file found.
 pub(crate) type Manifest = HashMap<String, (u64, i64)>;
 
-/// What changed on disk since the manifest was written.
+/// Rows from one batch of files read by a refresh.
 #[derive(Debug, Default)]
-pub(crate) struct Changes<'a> {
-    /// Files that are gone or changed: their rows are deleted first.
-    pub removed: Vec<PathBuf>,
+pub(crate) struct Batch<'a> {
     /// Files read now: (path, root, size, mtime_ns, content hash).
     pub files: Vec<(PathBuf, usize, u64, i64, u64)>,
     pub definitions: Vec<&'a Definition>,
     pub diagnostics: Vec<&'a Diagnostic>,
+}
+
+/// One refresh's writes, in one transaction: rows are appended a batch of files at a time as
+/// they are parsed (holding every parsed definition until the end was a third of a 100k
+/// build's peak memory), and none is visible, the manifest least of all, until `commit`.
+/// Dropped uncommitted, it rolls back.
+pub(crate) struct RegistryWriter<'a> {
+    conn: MutexGuard<'a, Connection>,
+    committed: bool,
 }
 
 /// What an engine keeps of the registry beside the catalog: diagnostics and vectors.
@@ -278,79 +285,33 @@ impl Registry {
         Ok(manifest)
     }
 
-    /// Applies `changes` in one transaction: the manifest never claims a file whose rows are
-    /// not there.
-    pub fn apply(&self, changes: &Changes<'_>) -> Result<(), RegistryError> {
+    /// Starts a refresh's transaction, first deleting the rows of `removed` files (gone, or
+    /// changed and about to be read again).
+    pub fn writer(&self, removed: &[PathBuf]) -> Result<RegistryWriter<'_>, RegistryError> {
         self.matching.clear();
         self.listed.clear();
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        for path in &changes.removed {
+        let conn = self.conn();
+        conn.execute_batch("BEGIN TRANSACTION")?;
+        let writer = RegistryWriter {
+            conn,
+            committed: false,
+        };
+        for path in removed {
             let key = crate::library::key_of(path);
             let text = path.to_string_lossy();
             for table in ["definitions", "labels", "vectors"] {
-                tx.execute(&format!("DELETE FROM {table} WHERE key = ?"), params![key])?;
+                writer
+                    .conn
+                    .execute(&format!("DELETE FROM {table} WHERE key = ?"), params![key])?;
             }
-            tx.execute("DELETE FROM diagnostics WHERE path = ?", params![text])?;
-            tx.execute("DELETE FROM files WHERE path = ?", params![text])?;
+            writer
+                .conn
+                .execute("DELETE FROM diagnostics WHERE path = ?", params![text])?;
+            writer
+                .conn
+                .execute("DELETE FROM files WHERE path = ?", params![text])?;
         }
-        {
-            let mut files = tx.appender("files")?;
-            for (path, root, size, mtime, hash) in &changes.files {
-                files.append_row(params![
-                    path.to_string_lossy(),
-                    *root as i64,
-                    size,
-                    mtime,
-                    hash
-                ])?;
-            }
-            let mut defs = tx.appender("definitions")?;
-            for d in &changes.definitions {
-                defs.append_row(params![
-                    d.key,
-                    d.name,
-                    d.kind.as_str(),
-                    d.category,
-                    d.role,
-                    d.model,
-                    d.description,
-                    d.path.to_string_lossy(),
-                    d.root as i64,
-                    d.tokens,
-                    d.argument_hint,
-                    json(&d.tools),
-                    json(&d.use_when),
-                    json(&d.capabilities),
-                    json(&d.tags),
-                    json(&d.fallbacks),
-                    serde_json::Value::Object(d.extra.clone()).to_string(),
-                    d.text.segment,
-                    d.text.offset,
-                    d.text.length,
-                    d.role.as_deref().map(str::to_lowercase),
-                    d.category.as_deref().map(str::to_lowercase),
-                    d.model.as_deref().map(str::to_lowercase),
-                ])?;
-            }
-            let mut labels = tx.appender("labels")?;
-            for d in &changes.definitions {
-                for label in d.labels() {
-                    labels.append_row(params![d.key, label])?;
-                }
-            }
-            let mut diags = tx.appender("diagnostics")?;
-            for g in &changes.diagnostics {
-                diags.append_row(params![
-                    g.path.to_string_lossy(),
-                    g.line as u64,
-                    g.severity.as_str(),
-                    g.message
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        Ok(writer)
     }
 
     /// Replaces the alias table: each group's served name and the names of its copies.
@@ -578,6 +539,83 @@ impl Registry {
         self.listed
             .insert((filters.clone(), limit), Arc::clone(&keys));
         Ok(keys)
+    }
+}
+
+impl RegistryWriter<'_> {
+    /// Appends one batch's rows.
+    pub fn append(&mut self, batch: &Batch<'_>) -> Result<(), RegistryError> {
+        {
+            let mut files = self.conn.appender("files")?;
+            for (path, root, size, mtime, hash) in &batch.files {
+                files.append_row(params![
+                    path.to_string_lossy(),
+                    *root as i64,
+                    size,
+                    mtime,
+                    hash
+                ])?;
+            }
+            let mut defs = self.conn.appender("definitions")?;
+            for d in &batch.definitions {
+                defs.append_row(params![
+                    d.key,
+                    d.name,
+                    d.kind.as_str(),
+                    d.category,
+                    d.role,
+                    d.model,
+                    d.description,
+                    d.path.to_string_lossy(),
+                    d.root as i64,
+                    d.tokens,
+                    d.argument_hint,
+                    json(&d.tools),
+                    json(&d.use_when),
+                    json(&d.capabilities),
+                    json(&d.tags),
+                    json(&d.fallbacks),
+                    serde_json::Value::Object(d.extra.clone()).to_string(),
+                    d.text.segment,
+                    d.text.offset,
+                    d.text.length,
+                    d.role.as_deref().map(str::to_lowercase),
+                    d.category.as_deref().map(str::to_lowercase),
+                    d.model.as_deref().map(str::to_lowercase),
+                ])?;
+            }
+            let mut labels = self.conn.appender("labels")?;
+            for d in &batch.definitions {
+                for label in d.labels() {
+                    labels.append_row(params![d.key, label])?;
+                }
+            }
+            let mut diags = self.conn.appender("diagnostics")?;
+            for g in &batch.diagnostics {
+                diags.append_row(params![
+                    g.path.to_string_lossy(),
+                    g.line as u64,
+                    g.severity.as_str(),
+                    g.message
+                ])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes every appended row, and the deletions, visible at once.
+    pub fn commit(mut self) -> Result<(), RegistryError> {
+        self.conn.execute_batch("COMMIT")?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for RegistryWriter<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
     }
 }
 
