@@ -1,11 +1,11 @@
 //! The structured side: every definition's frontmatter in DuckDB, one row each (lists as
-//! JSON columns, so a reopen reads one row per definition), with the lowercased labels that
-//! filters match in their own table, aliases, and the manifest of files already read.
+//! JSON columns), with the lowercased labels that filters match in their own table, aliases,
+//! and the manifest of files already read.
 //!
 //! The persisted file is written only while the index is refreshed, under the index lock; a
-//! running process reads what it serves from it once and keeps an in-memory copy of the filter
-//! columns, so it never holds DuckDB's file lock and a second process over the same root can
-//! refresh and read alongside it.
+//! refresh also writes the filter columns to a file of their own, which a running process
+//! attaches read-only, so it never holds the registry's file lock and a second process over
+//! the same root can refresh and read alongside it.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
