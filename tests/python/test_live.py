@@ -51,14 +51,21 @@ def test_changes_show_up_without_a_restart(tmp_path):
             took = await eventually(lambda: _has(names("zanzibar"), "code-reviewer"), "edit")
             print(f"edit reflected in {took:.2f}s")
 
-            # Add: a new agent can be found and loaded.
+            # Add: a new agent can be found, filtered by its role, and loaded.
             (quality / "mutation-tester.md").write_text(
-                "---\nname: mutation-tester\ndescription: Runs mutation testing to find weak unit tests.\n---\nYou mutate code.\n"
+                "---\nname: mutation-tester\ndescription: Runs mutation testing to find weak unit tests.\n"
+                "role: mutation-testing\n---\nYou mutate code.\n"
             )
 
             async def added():
                 r = await definition("mutation-tester")
-                return not r.is_error and "You mutate code." in r.content[0].text
+                filtered = await c.call_tool(
+                    "discover_agents", {"query": "weak unit tests", "role": "mutation-testing"}
+                )
+                if r.is_error or filtered.is_error:
+                    return False
+                found = [e["name"] for e in filtered.structured_content["results"]]
+                return "You mutate code." in r.content[0].text and found == ["mutation-tester"]
 
             await eventually(added, "add")
 
