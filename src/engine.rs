@@ -297,23 +297,21 @@ impl Engine {
 
     /// Every role the library declares, with its primary agent and declared fallbacks.
     pub fn roles(&self) -> Vec<RoleChain> {
-        let mut by_role: HashMap<String, Vec<&str>> = HashMap::new();
-        for d in self.catalog.summaries().filter(|d| d.kind == Kind::Agent) {
-            if let Some(role) = d.role {
-                by_role.entry(role.to_lowercase()).or_default().push(d.name);
-            }
-        }
-        let mut chains: Vec<RoleChain> = by_role
-            .into_iter()
-            .map(|(role, mut agents)| {
+        // The catalog lists roles sorted, each with its agents.
+        self.catalog
+            .roles()
+            .filter_map(|(role, agents)| {
+                let mut agents: Vec<&str> = agents.into_iter().map(|d| d.name).collect();
                 agents.sort_by(|a, b| (*a != role, a).cmp(&(*b != role, b)));
+                let primary = *agents.first()?;
                 let fallbacks = self
                     .catalog
-                    .by_name(agents[0])
+                    .by_name(primary)
                     .map(|primary| primary.fallbacks)
                     .unwrap_or_default();
-                RoleChain {
-                    primary: agents[0].to_string(),
+                Some(RoleChain {
+                    role: role.to_string(),
+                    primary: primary.to_string(),
                     also: agents[1..].iter().map(|n| n.to_string()).collect(),
                     fallbacks: fallbacks
                         .into_iter()
@@ -322,12 +320,9 @@ impl Engine {
                             name: f,
                         })
                         .collect(),
-                    role,
-                }
+                })
             })
-            .collect();
-        chains.sort_by(|a, b| a.role.cmp(&b.role));
-        chains
+            .collect()
     }
 
     /// The agents to try for `role`, in order: its primary, the other agents declaring it, then
@@ -418,12 +413,15 @@ impl Engine {
         let mut seen = HashSet::new();
         let mut found: Vec<(usize, Definition)> = Vec::new();
         for &key in self.registry.filter(&filters, usize::MAX)?.iter() {
-            let Some((canonical, _)) = self.catalog.group(key) else {
+            let Some(group) = self.catalog.served_group(key) else {
                 continue;
             };
-            if self.catalog.is_shadowed(key) || !seen.insert(canonical.key) {
+            if !seen.insert(group) {
                 continue;
             }
+            let Some((canonical, _)) = self.catalog.group(group) else {
+                continue;
+            };
             let position = canonical
                 .capabilities
                 .iter()

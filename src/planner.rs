@@ -426,17 +426,20 @@ impl Collapser<'_> {
     }
 
     fn push(&mut self, key: u64, score: f32, ranks: Ranks) {
-        if self.is_full() || self.catalog.is_shadowed(key) {
+        if self.is_full() {
             return;
         }
-        let (Some(group), Some((canonical, aliases))) =
-            (self.catalog.group_id(key), self.catalog.group(key))
-        else {
+        // One lookup per hit; the canonical definition is decoded only for a group not yet
+        // listed.
+        let Some(group) = self.catalog.served_group(key) else {
             return;
         };
         if !self.seen.insert(group) {
             return;
         }
+        let Some((canonical, aliases)) = self.catalog.group(group) else {
+            return;
+        };
         let matched = if self.wanted.is_empty() {
             Vec::new()
         } else {

@@ -371,6 +371,15 @@ impl Catalog {
     }
 
     /// Served agents declaring `role` (any case), in precedence order.
+    /// Every declared role (lowercased, sorted) with the served agents declaring it, in
+    /// precedence order.
+    pub fn roles(&self) -> impl Iterator<Item = (&str, Vec<Summary<'_>>)> {
+        self.header.roles.iter().map(|(role, members)| {
+            let agents = members.iter().map(|&i| self.summary(i)).collect();
+            (role.as_str(), agents)
+        })
+    }
+
     pub fn with_role(&self, role: &str) -> Vec<Summary<'_>> {
         let roles = &self.header.roles;
         let wanted = role.to_lowercase();
@@ -380,8 +389,10 @@ impl Catalog {
         }
     }
 
-    pub fn is_shadowed(&self, key: u64) -> bool {
-        self.find_key(key).is_some_and(|i| !self.entry(i).served)
+    /// The copy group of `key` when `key` is served (not a file that lost its name).
+    pub fn served_group(&self, key: u64) -> Option<usize> {
+        let e = self.entry(self.find_key(key)?);
+        e.served.then_some(e.group as usize)
     }
 
     /// Every served name, sorted.
@@ -409,9 +420,12 @@ impl Catalog {
         Some(members.iter().map(|&m| self.name(m)).collect())
     }
 
-    /// The group of `key` as (canonical definition, the other members' names).
-    pub fn group(&self, key: u64) -> Option<(Definition, Vec<String>)> {
-        let members = self.members(key)?;
+    /// Group `group` as (canonical definition, the other members' names).
+    pub fn group(&self, group: usize) -> Option<(Definition, Vec<String>)> {
+        let members = self.group_members(group);
+        if members.is_empty() {
+            return None;
+        }
         let canonical = self.decode(members[0])?;
         let aliases = members[1..]
             .iter()
@@ -521,7 +535,8 @@ mod tests {
             agent(0, "agents/other.md", "other", "Something else."),
         ]);
         let zeta = catalog.by_name("zeta").expect("served").key;
-        let (canonical, aliases) = catalog.group(zeta).expect("grouped");
+        let group = catalog.group_id(zeta).expect("grouped");
+        let (canonical, aliases) = catalog.group(group).expect("grouped");
         assert_eq!(
             (canonical.name.as_str(), aliases),
             ("alpha", vec!["zeta".to_string()])
