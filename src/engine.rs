@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 pub use crate::catalog::Summary;
-use crate::catalog::{Catalog, CatalogFileError};
+use crate::catalog::{Catalog, CatalogBuilder, CatalogFileError};
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::embed::{Embedder, Vectors};
 use crate::library::formats::{Location, ParsedFile};
@@ -641,9 +641,7 @@ impl OpenIndex {
         };
         let catalog = catalog.or_else(|error| {
             tracing::warn!(%error, "rebuilding the catalog from the registry");
-            let catalog = Catalog::new(registry.definitions()?);
-            catalog.write(&paths.catalog)?;
-            Ok::<_, EngineError>(catalog)
+            build_catalog(&registry, Some(&paths.catalog))
         })?;
         let filters = match filters {
             Ok(filters) if !changed => Ok(filters),
@@ -785,6 +783,23 @@ fn is_under(path: &str, root: &Path) -> bool {
     }
 }
 
+/// The catalog of every definition in the registry, built as they stream out of it, and
+/// written to `file` when given.
+fn build_catalog(registry: &Registry, file: Option<&Path>) -> Result<Catalog, EngineError> {
+    let mut builder = match file {
+        Some(path) => CatalogBuilder::to_file(path)?,
+        None => CatalogBuilder::in_memory(),
+    };
+    let mut written = Ok(());
+    registry.definitions_in_chunks(|chunk| {
+        if written.is_ok() {
+            written = builder.add(chunk);
+        }
+    })?;
+    written?;
+    Ok(builder.finish()?)
+}
+
 /// Embeds the definitions that have no vector yet (new or changed files, or all of them when
 /// the model was installed after the index was built).
 fn fill_vectors(registry: &Registry, embedder: &Embedder) -> Result<(), EngineError> {
@@ -869,7 +884,7 @@ fn update(
             .map_or(0, |m| m + 1)
     });
     let mut segment = crate::store::SegmentWriter::create(texts, segment_id)?;
-    let mut writer = text.writer(changed.len())?;
+    let mut writer = text.writer()?;
     for path in &removed {
         writer.delete(crate::library::key_of(path));
     }
@@ -915,11 +930,10 @@ fn update(
     writer.commit()?;
     text.reload()?;
     rows.commit()?;
-    let catalog = Catalog::new(registry.definitions()?);
+    let catalog = build_catalog(registry, index.map(|i| i.catalog.as_path()))?;
     registry.set_aliases(&catalog.alias_pairs())?;
     let built = match index {
         Some(index) => {
-            catalog.write(&index.catalog)?;
             registry.write_filters(&index.filters)?;
             None
         }

@@ -330,12 +330,22 @@ impl Registry {
     }
 
     /// Every definition, in no particular order (the catalog orders them by precedence).
-    /// Read column-wise from streamed chunks: at 100k definitions, DuckDB's materialised
-    /// result was about 150 MB held beside the definitions built from it, and the row API's
-    /// per-value lookups cost more than the scan.
     pub fn definitions(&self) -> Result<Vec<Definition>, RegistryError> {
-        let conn = self.conn();
         let mut out = Vec::new();
+        self.definitions_in_chunks(|chunk| out.extend(chunk))?;
+        Ok(out)
+    }
+
+    /// Every definition, handed to `each` a chunk of rows at a time, so a caller that keeps
+    /// less than the whole definition never holds them all. Read column-wise from a streamed
+    /// result: at 100k definitions, DuckDB's materialised result was about 150 MB held beside
+    /// the definitions built from it, and the row API's per-value lookups cost more than the
+    /// scan.
+    pub fn definitions_in_chunks(
+        &self,
+        mut each: impl FnMut(Vec<Definition>),
+    ) -> Result<(), RegistryError> {
+        let conn = self.conn();
         stream(
             &conn,
             "SELECT key, name, kind, category, role, model, description, path, root, tokens,
@@ -401,11 +411,10 @@ impl Registry {
                         },
                     }
                 });
-                out.par_extend(built);
+                each(built.collect());
                 Ok(())
             },
-        )?;
-        Ok(out)
+        )
     }
 
     /// Every stored diagnostic, in path and line order.

@@ -3,14 +3,17 @@
 //! `<index>/catalog.bin` and mapped again on reopen, so a restart neither reads every row back
 //! from DuckDB nor holds 100k decoded definitions it will mostly never show.
 //!
-//! File layout: magic, format version, header length and the header's xxh3, the header
-//! (postcard: interned strings, names, entries and the lookup tables), then the blob. Each entry carries the xxh3 of its
+//! File layout: magic and format version, the blob, the header (postcard: interned strings,
+//! names, entries and the lookup tables), then a trailer: the header's length and xxh3, and the
+//! magic again. The blob comes first so that a build streams each definition to the file as it
+//! is encoded and never holds the blob in memory. Each entry carries the xxh3 of its
 //! definition's bytes, checked when it is decoded: a damaged file yields no definition, never a
 //! wrong one.
 
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -20,10 +23,12 @@ use crate::library::{Definition, Kind};
 use crate::store::TextLocation;
 
 const MAGIC: &[u8; 8] = b"o8catlg\0";
-/// Bump when `Stored`, `Header` or `StoredEntry` change.
-const VERSION: u32 = 2;
-/// Magic, version, header length, header hash.
-const PREFIX: usize = 8 + 4 + 8 + 8;
+/// Bump when `Stored`, `Header`, `StoredEntry` or the layout change.
+const VERSION: u32 = 3;
+/// Where the blob starts: after the magic and the version.
+const BLOB_START: usize = 8 + 4;
+/// Header length, header hash, magic.
+const TRAILER: usize = 8 + 8 + 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogFileError {
@@ -197,7 +202,7 @@ pub(super) struct Header {
     pub group_members: Vec<u32>,
     /// Lowercased role -> the served agents declaring it, in precedence order; by role.
     pub roles: Vec<(String, Vec<u32>)>,
-    /// Bytes of the blob that follows: a cut file is refused as a whole.
+    /// Bytes of the blob, which a file holds before the header: a cut file is refused.
     pub blob_length: u64,
 }
 
@@ -240,41 +245,131 @@ impl Header {
 /// The encoded definitions: built in memory, or mapped from a catalog file.
 pub(super) enum Blob {
     Memory(Vec<u8>),
-    Mapped { map: Mmap, start: usize },
+    Mapped { map: Mmap, range: Range<usize> },
 }
 
 impl Blob {
     pub fn bytes(&self) -> &[u8] {
         match self {
             Blob::Memory(bytes) => bytes,
-            Blob::Mapped { map, start } => map.get(*start..).unwrap_or_default(),
+            Blob::Mapped { map, range } => map.get(range.clone()).unwrap_or_default(),
         }
     }
 }
 
-/// Writes `header` and `blob` to `path`, through a temporary file renamed into place: a reader
-/// maps either the old file or the new one, never a half-written one. Not synced: a file cut
-/// or emptied by a crash fails `read`'s checks and is rebuilt from the registry.
-pub(super) fn write(path: &Path, header: &Header, blob: &[u8]) -> Result<(), CatalogFileError> {
-    let io = |source| CatalogFileError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let encoded = postcard::to_stdvec(header)
-        .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
-    let tmp = path.with_extension("bin.tmp");
-    let mut out = BufWriter::new(File::create(&tmp).map_err(io)?);
-    out.write_all(MAGIC).map_err(io)?;
-    out.write_all(&VERSION.to_le_bytes()).map_err(io)?;
-    out.write_all(&(encoded.len() as u64).to_le_bytes())
-        .map_err(io)?;
-    out.write_all(&xxhash_rust::xxh3::xxh3_64(&encoded).to_le_bytes())
-        .map_err(io)?;
-    out.write_all(&encoded).map_err(io)?;
-    out.write_all(blob).map_err(io)?;
-    out.flush().map_err(io)?;
-    drop(out);
-    std::fs::rename(&tmp, path).map_err(io)
+/// Where a catalog being built puts its encoded definitions: memory, or the catalog file
+/// itself (under a temporary name until the header follows).
+pub(super) enum BlobWriter {
+    Memory(Vec<u8>),
+    File(FileWriter),
+}
+
+pub(super) struct FileWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: BufWriter<File>,
+    length: u64,
+}
+
+impl FileWriter {
+    fn io(&self) -> impl Fn(std::io::Error) -> CatalogFileError + '_ {
+        |source| CatalogFileError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Appends the header and the trailer, and renames the file into place: a reader maps
+    /// either the old file or the new one, never a half-written one. Not synced: a file cut or
+    /// emptied by a crash fails `read`'s checks and is rebuilt from the registry.
+    pub fn finish(self, header: &Header) -> Result<(), CatalogFileError> {
+        let FileWriter {
+            path, tmp, mut out, ..
+        } = self;
+        let io = |source| CatalogFileError::Io {
+            path: path.clone(),
+            source,
+        };
+        let encoded = postcard::to_stdvec(header)
+            .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+        for bytes in [
+            &encoded[..],
+            &(encoded.len() as u64).to_le_bytes(),
+            &xxhash_rust::xxh3::xxh3_64(&encoded).to_le_bytes(),
+            MAGIC,
+        ] {
+            out.write_all(bytes).map_err(io)?;
+        }
+        out.flush().map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)
+    }
+}
+
+impl BlobWriter {
+    /// A blob streamed into a new catalog file for `path`.
+    pub fn file(path: &Path) -> Result<BlobWriter, CatalogFileError> {
+        let io = |source| CatalogFileError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let tmp = path.with_extension("bin.tmp");
+        // Readable too: `seal` maps it to group copies before the header is written.
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io)?;
+        let mut out = BufWriter::new(file);
+        out.write_all(MAGIC).map_err(io)?;
+        out.write_all(&VERSION.to_le_bytes()).map_err(io)?;
+        Ok(BlobWriter::File(FileWriter {
+            path: path.to_path_buf(),
+            tmp,
+            out,
+            length: 0,
+        }))
+    }
+
+    /// Bytes appended so far.
+    pub fn len(&self) -> u64 {
+        match self {
+            BlobWriter::Memory(bytes) => bytes.len() as u64,
+            BlobWriter::File(file) => file.length,
+        }
+    }
+
+    pub fn append(&mut self, bytes: &[u8]) -> Result<(), CatalogFileError> {
+        match self {
+            BlobWriter::Memory(blob) => blob.extend_from_slice(bytes),
+            BlobWriter::File(file) => {
+                file.out.write_all(bytes).map_err(file.io())?;
+                file.length += bytes.len() as u64;
+            }
+        }
+        Ok(())
+    }
+
+    /// The blob, readable (a file's is flushed and mapped), and the file still to finish.
+    pub fn seal(self) -> Result<(Blob, Option<FileWriter>), CatalogFileError> {
+        match self {
+            BlobWriter::Memory(blob) => Ok((Blob::Memory(blob), None)),
+            BlobWriter::File(mut file) => {
+                file.out.flush().map_err(file.io())?;
+                // SAFETY: the temporary file is this process's own, only ever appended to
+                // after this point, and renamed (not modified) into place.
+                let map = unsafe { Mmap::map(file.out.get_ref()) }.map_err(file.io())?;
+                let end = usize::try_from(file.length)
+                    .ok()
+                    .and_then(|length| BLOB_START.checked_add(length))
+                    .filter(|&end| end <= map.len())
+                    .ok_or_else(|| CatalogFileError::Damaged(file.path.clone()))?;
+                let range = BLOB_START..end;
+                Ok((Blob::Mapped { map, range }, Some(file)))
+            }
+        }
+    }
 }
 
 /// Maps the catalog file at `path` and decodes its header; the blob stays mapped.
@@ -289,21 +384,29 @@ pub(super) fn read(path: &Path) -> Result<(Header, Blob), CatalogFileError> {
     // modified after: no mapping of one can change or shrink under us (the same rule as the
     // text segments in `store`).
     let map = unsafe { Mmap::map(&file) }.map_err(io)?;
-    let prefix = map.get(..PREFIX).ok_or_else(damaged)?;
-    let word = |at: usize| u64::from_le_bytes(prefix[at..at + 8].try_into().unwrap_or_default());
-    let version = u32::from_le_bytes(prefix[8..12].try_into().unwrap_or_default());
-    if &prefix[..8] != MAGIC || version != VERSION {
+    let trailer_start = map
+        .len()
+        .checked_sub(TRAILER)
+        .filter(|&at| at >= BLOB_START)
+        .ok_or_else(damaged)?;
+    let word = |at: usize| u64::from_le_bytes(map[at..at + 8].try_into().unwrap_or_default());
+    let version = u32::from_le_bytes(map[8..12].try_into().unwrap_or_default());
+    if &map[..8] != MAGIC || version != VERSION || &map[trailer_start + 16..] != MAGIC {
         return Err(damaged());
     }
-    let length = usize::try_from(word(12)).map_err(|_| damaged())?;
-    let end = PREFIX.checked_add(length).ok_or_else(damaged)?;
-    let encoded = map.get(PREFIX..end).ok_or_else(damaged)?;
-    if xxhash_rust::xxh3::xxh3_64(encoded) != word(20) {
+    let length = usize::try_from(word(trailer_start)).map_err(|_| damaged())?;
+    let header_start = trailer_start
+        .checked_sub(length)
+        .filter(|&at| at >= BLOB_START)
+        .ok_or_else(damaged)?;
+    let encoded = &map[header_start..trailer_start];
+    if xxhash_rust::xxh3::xxh3_64(encoded) != word(trailer_start + 8) {
         return Err(damaged());
     }
     let header: Header = postcard::from_bytes(encoded).map_err(|_| damaged())?;
-    if (map.len() - end) as u64 != header.blob_length || !header.is_consistent() {
+    if (header_start - BLOB_START) as u64 != header.blob_length || !header.is_consistent() {
         return Err(damaged());
     }
-    Ok((header, Blob::Mapped { map, start: end }))
+    let range = BLOB_START..header_start;
+    Ok((header, Blob::Mapped { map, range }))
 }

@@ -12,13 +12,10 @@ use std::path::Path;
 use rayon::prelude::*;
 
 pub(crate) use encoded::CatalogFileError;
-use encoded::{Blob, Header, StoredEntry};
+use encoded::{Blob, BlobWriter, Header, StoredEntry};
 
 use crate::diagnostic::Diagnostic;
 use crate::library::{Definition, Kind};
-
-/// Definitions encoded per parallel batch while building.
-const ENCODE_CHUNK: usize = 4096;
 
 /// Definitions grouped by name and by copy.
 pub(crate) struct Catalog {
@@ -72,71 +69,178 @@ fn precedence(d: &Definition) -> (usize, usize, Vec<u8>) {
     )
 }
 
-/// Sorts `defs` by `precedence`, keys computed on every core, as `sort_by_cached_key` does it
-/// on one: the keys are sorted with their positions, then the definitions swapped into place
-/// (moving them into a sorted copy held two lists of 100k at once).
-fn sort_by_precedence(defs: &mut [Definition]) {
-    let mut order: Vec<_> = defs
-        .par_iter()
-        .map(precedence)
-        .enumerate()
-        .map(|(i, key)| (key, i))
-        .collect();
-    order.par_sort_unstable();
-    for i in 0..order.len() {
-        // Where the i-th definition now is: its old place, or wherever an earlier swap sent it.
-        let mut from = order[i].1;
-        while from < i {
-            from = order[from].1;
+/// What building the catalog keeps of a definition once it is encoded into the blob: what
+/// ordering, grouping and the lookup tables need, and where the rest went.
+struct Pending {
+    precedence: (usize, usize, Vec<u8>),
+    key: u64,
+    name: String,
+    kind: Kind,
+    category: Option<u32>,
+    role: Option<u32>,
+    /// A hash of the copy signature; `None` for an empty description, which groups nothing.
+    signature: Option<u64>,
+    span: encoded::Span,
+}
+
+/// Builds a catalog from definitions handed over a chunk at a time. Each is encoded into the
+/// blob as it arrives (straight into the catalog file when there is one) and only its
+/// `Pending` part is kept, so neither the library's definitions nor their encodings are ever
+/// held all at once: at 100k, reading them all back from DuckDB and building from the list took
+/// a refresh's peak RSS from about 390 MB to 640 MB in its last second.
+pub(crate) struct CatalogBuilder {
+    pending: Vec<Pending>,
+    blob: BlobWriter,
+    strings: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+impl CatalogBuilder {
+    fn with(blob: BlobWriter) -> CatalogBuilder {
+        CatalogBuilder {
+            pending: Vec::new(),
+            blob,
+            strings: Vec::new(),
+            ids: HashMap::new(),
         }
-        order[i].1 = from;
-        defs.swap(i, from);
+    }
+
+    /// A catalog kept in memory only.
+    pub fn in_memory() -> CatalogBuilder {
+        CatalogBuilder::with(BlobWriter::Memory(Vec::new()))
+    }
+
+    /// A catalog written to `path` as it is built (renamed into place by `finish`).
+    pub fn to_file(path: &Path) -> Result<CatalogBuilder, CatalogFileError> {
+        Ok(CatalogBuilder::with(BlobWriter::file(path)?))
+    }
+
+    /// Encodes `defs` (on every core) and keeps what the catalog's entries need of them.
+    pub fn add(&mut self, defs: Vec<Definition>) -> Result<(), CatalogFileError> {
+        let pieces: Vec<(Definition, Vec<u8>, encoded::Span, Option<u64>)> = defs
+            .into_par_iter()
+            .map_init(String::new, |signature, d| {
+                let mut bytes = Vec::new();
+                let span = encoded::encode(&d, &mut bytes);
+                let signature = (!d.description.trim().is_empty()).then(|| {
+                    copy_signature(&d.description, signature);
+                    hash_of(signature)
+                });
+                (d, bytes, span, signature)
+            })
+            .collect();
+        for (d, bytes, span, signature) in pieces {
+            let span = span.at(self.blob.len());
+            self.blob.append(&bytes)?;
+            let category = self.intern(d.category.as_deref());
+            let role = self.intern(d.role.as_deref());
+            self.pending.push(Pending {
+                precedence: precedence(&d),
+                key: d.key,
+                name: d.name,
+                kind: d.kind,
+                category,
+                role,
+                signature,
+                span,
+            });
+        }
+        Ok(())
+    }
+
+    /// The number of `s` in the string table, added when it is new: categories and roles are
+    /// few, and shared by thousands of definitions.
+    fn intern(&mut self, s: Option<&str>) -> Option<u32> {
+        let s = s?;
+        if let Some(&id) = self.ids.get(s) {
+            return Some(id);
+        }
+        let id = self.strings.len() as u32;
+        self.strings.push(s.to_string());
+        self.ids.insert(s.to_string(), id);
+        Some(id)
+    }
+
+    /// Orders the definitions by precedence, groups copies, builds the lookup tables and, for
+    /// a file, writes them after the blob.
+    pub fn finish(self) -> Result<Catalog, CatalogFileError> {
+        let CatalogBuilder {
+            mut pending,
+            blob,
+            strings,
+            ..
+        } = self;
+        let blob_length = blob.len();
+        let (blob, file) = blob.seal()?;
+        pending.par_sort_unstable_by(|a, b| a.precedence.cmp(&b.precedence));
+        let (served, group_of) = grouping(&pending, blob.bytes());
+        let mut header = Header {
+            strings,
+            blob_length,
+            ..Header::default()
+        };
+        for (i, p) in pending.iter().enumerate() {
+            header.names.push_str(&p.name);
+            header.entries.push(StoredEntry {
+                key: p.key,
+                name_end: header.names.len() as u32,
+                kind: p.kind,
+                category: p.category,
+                role: p.role,
+                group: group_of[i],
+                served: served[i],
+                span: p.span,
+            });
+        }
+        tables(&mut header, &pending);
+        if let Some(file) = file {
+            file.finish(&header)?;
+        }
+        Ok(Catalog { header, blob })
     }
 }
 
 /// Per definition (in precedence order), whether it is served and its copy group: the first
 /// file of a name serves it, and served definitions whose descriptions have the same signature
 /// form a group; a definition that lost its name joins the winner's group.
-fn grouping(defs: &[Definition]) -> (Vec<bool>, Vec<u32>) {
-    // Signatures are hashed on every core: at 100k definitions they were most of the
-    // catalog's build on one.
-    let signatures: Vec<u64> = defs
-        .par_iter()
-        .map_init(String::new, |signature, d| {
-            copy_signature(&d.description, signature);
-            hash_of(signature)
-        })
-        .collect();
+fn grouping(pending: &[Pending], blob: &[u8]) -> (Vec<bool>, Vec<u32>) {
     let mut winner: HashMap<&str, usize> = HashMap::new();
-    let served: Vec<bool> = defs
+    let served: Vec<bool> = pending
         .iter()
         .enumerate()
-        .map(|(i, d)| *winner.entry(&d.name).or_insert(i) == i)
+        .map(|(i, p)| *winner.entry(&p.name).or_insert(i) == i)
         .collect();
     // Grouped by a hash of the signature; a bucket holding more than one definition is then
-    // split by the signatures themselves, so a hash collision never merges two.
+    // split by the signatures themselves (decoded again: copies are few), so a hash collision
+    // never merges two.
     let mut buckets: HashMap<(Kind, u64), Vec<usize>> = HashMap::new();
-    let mut singles = Vec::new();
-    for (i, d) in defs.iter().enumerate().filter(|(i, _)| served[*i]) {
-        if d.description.trim().is_empty() {
-            singles.push(vec![i]);
-        } else {
-            buckets.entry((d.kind, signatures[i])).or_default().push(i);
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, p) in pending.iter().enumerate().filter(|(i, _)| served[*i]) {
+        match p.signature {
+            None => groups.push(vec![i]),
+            Some(hash) => buckets.entry((p.kind, hash)).or_default().push(i),
         }
     }
     let mut signature = String::new();
-    let mut groups: Vec<Vec<usize>> = singles;
     for members in buckets.into_values() {
         if members.len() == 1 {
             groups.push(members);
             continue;
         }
-        let mut exact: Vec<(String, Vec<usize>)> = Vec::new();
+        let mut exact: Vec<(Option<String>, Vec<usize>)> = Vec::new();
         for m in members {
-            copy_signature(&defs[m].description, &mut signature);
-            match exact.iter_mut().find(|(s, _)| *s == signature) {
+            // A definition that does not decode (it was encoded a moment ago) stands alone.
+            let Some(d) = encoded::decode(blob, pending[m].span) else {
+                groups.push(vec![m]);
+                continue;
+            };
+            copy_signature(&d.description, &mut signature);
+            match exact
+                .iter_mut()
+                .find(|(s, _)| s.as_deref() == Some(&signature))
+            {
                 Some((_, same)) => same.push(m),
-                None => exact.push((signature.clone(), vec![m])),
+                None => exact.push((Some(signature.clone()), vec![m])),
             }
         }
         groups.extend(exact.into_iter().map(|(_, same)| same));
@@ -144,43 +248,30 @@ fn grouping(defs: &[Definition]) -> (Vec<bool>, Vec<u32>) {
     // Members were pushed in precedence order: numbering groups by their first member makes
     // group ids deterministic.
     groups.sort_unstable_by_key(|members| members[0]);
-    let mut group_of = vec![u32::MAX; defs.len()];
+    let mut group_of = vec![u32::MAX; pending.len()];
     for (id, members) in groups.iter().enumerate() {
         for &m in members {
             group_of[m] = id as u32;
         }
     }
-    for (i, d) in defs.iter().enumerate() {
+    for (i, p) in pending.iter().enumerate() {
         if !served[i] {
             group_of[i] = winner
-                .get(d.name.as_str())
+                .get(p.name.as_str())
                 .map_or(u32::MAX, |&w| group_of[w]);
         }
     }
     (served, group_of)
 }
 
-/// The number of `s` in `table`, added when it is new: categories and roles are few, and
-/// shared by thousands of definitions.
-fn intern<'a>(
-    s: &'a Option<String>,
-    ids: &mut HashMap<&'a str, u32>,
-    table: &mut Vec<String>,
-) -> Option<u32> {
-    let s = s.as_deref()?;
-    Some(*ids.entry(s).or_insert_with(|| {
-        table.push(s.to_string());
-        (table.len() - 1) as u32
-    }))
-}
-
-/// Fills `header`'s lookup tables from its entries (`defs` beside them, in the same order).
-fn tables(header: &mut Header, defs: &[Definition]) {
+/// Fills `header`'s lookup tables from its entries (`pending` beside them, in the same order).
+fn tables(header: &mut Header, pending: &[Pending]) {
     let entries = &header.entries;
     let count = entries.len() as u32;
     let served: Vec<u32> = (0..count).filter(|&i| entries[i as usize].served).collect();
     let mut by_name = served.clone();
-    by_name.par_sort_unstable_by(|&a, &b| defs[a as usize].name.cmp(&defs[b as usize].name));
+    let name = |i: u32| pending[i as usize].name.as_str();
+    by_name.par_sort_unstable_by(|&a, &b| name(a).cmp(name(b)));
     let mut by_key: Vec<u32> = (0..count).collect();
     by_key.par_sort_unstable_by_key(|&i| entries[i as usize].key);
     // Every served entry has a group, and every group a served member.
@@ -202,7 +293,7 @@ fn tables(header: &mut Header, defs: &[Definition]) {
     header.group_starts = vec![0];
     for mut group in members {
         // Pushed in precedence order; by name, the first is the canonical one.
-        group.sort_by(|&a, &b| defs[a as usize].name.cmp(&defs[b as usize].name));
+        group.sort_by(|&a, &b| name(a).cmp(name(b)));
         header.group_members.extend(group);
         header.group_starts.push(header.group_members.len() as u32);
     }
@@ -213,62 +304,18 @@ fn tables(header: &mut Header, defs: &[Definition]) {
 }
 
 impl Catalog {
-    /// Builds the catalog of `defs`, encoding each definition into the blob.
-    pub fn new(mut defs: Vec<Definition>) -> Catalog {
-        sort_by_precedence(&mut defs);
-        let (served, group_of) = grouping(&defs);
-        let mut blob = Vec::new();
-        let mut spans = Vec::with_capacity(defs.len());
-        // Encoded on every core a chunk at a time, so only one chunk's pieces exist beside
-        // the blob.
-        for chunk in defs.chunks(ENCODE_CHUNK) {
-            let pieces: Vec<(Vec<u8>, encoded::Span)> = chunk
-                .par_iter()
-                .map(|d| {
-                    let mut bytes = Vec::new();
-                    let span = encoded::encode(d, &mut bytes);
-                    (bytes, span)
-                })
-                .collect();
-            for (bytes, span) in pieces {
-                spans.push(span.at(blob.len() as u64));
-                blob.extend_from_slice(&bytes);
-            }
-        }
-        let mut strings: HashMap<&str, u32> = HashMap::new();
-        let mut header = Header::default();
-        for (i, (d, span)) in defs.iter().zip(spans).enumerate() {
-            let category = intern(&d.category, &mut strings, &mut header.strings);
-            let role = intern(&d.role, &mut strings, &mut header.strings);
-            header.names.push_str(&d.name);
-            header.entries.push(StoredEntry {
-                key: d.key,
-                name_end: header.names.len() as u32,
-                kind: d.kind,
-                category,
-                role,
-                group: group_of[i],
-                served: served[i],
-                span,
-            });
-        }
-        header.blob_length = blob.len() as u64;
-        tables(&mut header, &defs);
-        Catalog {
-            header,
-            blob: Blob::Memory(blob),
-        }
+    /// The catalog of `defs`, in memory.
+    pub fn new(defs: Vec<Definition>) -> Catalog {
+        let mut builder = CatalogBuilder::in_memory();
+        // Only writing a file can fail.
+        let built = builder.add(defs).and_then(|()| builder.finish());
+        built.expect("an in-memory catalog cannot fail")
     }
 
-    /// Maps the catalog written by `write` at `path`.
+    /// Maps the catalog file at `path` (written by `CatalogBuilder::to_file`).
     pub fn read(path: &Path) -> Result<Catalog, CatalogFileError> {
         let (header, blob) = encoded::read(path)?;
         Ok(Catalog { header, blob })
-    }
-
-    /// Persists the catalog at `path` (replacing any file there at once).
-    pub fn write(&self, path: &Path) -> Result<(), CatalogFileError> {
-        encoded::write(path, &self.header, self.blob.bytes())
     }
 
     fn entry(&self, i: u32) -> &StoredEntry {
@@ -459,7 +506,7 @@ impl Catalog {
 mod tests {
     use std::path::{Path, PathBuf};
 
-    use super::{Catalog, precedence, sort_by_precedence};
+    use super::{Catalog, CatalogBuilder};
     use crate::diagnostic::Diagnostic;
     use crate::library::Definition;
     use crate::library::formats::{Location, parse_file};
@@ -506,28 +553,6 @@ mod tests {
     }
 
     #[test]
-    fn sorting_in_place_orders_as_sorting_by_cached_keys() {
-        let mut rng = fastrand::Rng::with_seed(3);
-        for len in [0, 1, 2, 5, 100, 1000] {
-            let defs: Vec<Definition> = (0..len)
-                .map(|i| {
-                    let dirs: Vec<String> = (0..rng.usize(0..3))
-                        .map(|_| rng.u8(b'a'..b'e').to_string())
-                        .collect();
-                    let relative = format!("agents/{}/a{i}.md", dirs.join("/"));
-                    agent(rng.usize(0..3), &relative, &format!("a{i}"), "An agent.")
-                })
-                .collect();
-            let mut ours = defs.clone();
-            sort_by_precedence(&mut ours);
-            let mut theirs = defs;
-            theirs.sort_by_cached_key(precedence);
-            let paths = |d: &[Definition]| d.iter().map(|d| d.path.clone()).collect::<Vec<_>>();
-            assert_eq!(paths(&ours), paths(&theirs), "{len} definitions");
-        }
-    }
-
-    #[test]
     fn copies_differing_only_in_case_and_spacing_form_one_group_named_first_by_name() {
         let (catalog, _) = catalog(vec![
             agent(0, "agents/zeta.md", "zeta", "Reviews  Pull requests."),
@@ -570,12 +595,18 @@ mod tests {
             agent(0, "agents/helper.md", "helper", "Helps."),
             agent(1, "agents/helper.md", "helper", "A clashing copy."),
         ];
-        let built = Catalog::new(defs);
+        let all = |c: &Catalog| c.served().collect::<Vec<_>>();
+        let built = Catalog::new(defs.clone());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("catalog.bin");
-        built.write(&path).unwrap();
+        let mut builder = CatalogBuilder::to_file(&path).unwrap();
+        // In two chunks, as the registry hands them over.
+        let (first, second) = defs.split_at(2);
+        builder.add(second.to_vec()).unwrap();
+        builder.add(first.to_vec()).unwrap();
+        let written = builder.finish().unwrap();
         let read = Catalog::read(&path).unwrap();
-        let all = |c: &Catalog| c.served().collect::<Vec<_>>();
+        assert_eq!(all(&written), all(&built));
         assert_eq!(all(&read), all(&built));
         assert_eq!(all(&read).len(), 3);
         let deployer = read.by_name("deployer").unwrap();
@@ -595,27 +626,31 @@ mod tests {
     fn a_damaged_catalog_file_yields_an_error_or_no_definition_never_a_wrong_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("catalog.bin");
-        Catalog::new(vec![agent(0, "agents/a.md", "alpha", "First agent.")])
-            .write(&path)
+        let mut builder = CatalogBuilder::to_file(&path).unwrap();
+        builder
+            .add(vec![agent(0, "agents/a.md", "alpha", "First agent.")])
             .unwrap();
+        builder.finish().unwrap();
         let good = std::fs::read(&path).unwrap();
 
-        // The last byte belongs to the only definition's encoding.
+        // The first byte after the magic and version belongs to the only definition's encoding.
         let mut bytes = good.clone();
-        *bytes.last_mut().unwrap() ^= 0x55;
+        bytes[12] ^= 0x55;
         std::fs::write(&path, &bytes).unwrap();
         let read = Catalog::read(&path).unwrap();
         assert!(read.contains("alpha"));
         assert_eq!(read.by_name("alpha"), None);
 
-        // Anywhere in the header, or a cut file, and it is not read at all.
-        for at in [0, 10, 30] {
+        // The magic, the version, the header or the trailer, or a cut file, and it is not read
+        // at all.
+        let end = good.len();
+        for at in [0, 9, end - 30, end - 20, end - 10, end - 1] {
             let mut bytes = good.clone();
             bytes[at] ^= 0x55;
             std::fs::write(&path, &bytes).unwrap();
             assert!(Catalog::read(&path).is_err(), "byte {at}");
         }
-        for cut in [20, good.len() - 1] {
+        for cut in [0, 20, end - 1] {
             std::fs::write(&path, &good[..cut]).unwrap();
             assert!(Catalog::read(&path).is_err(), "cut at {cut}");
         }
