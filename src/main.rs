@@ -17,10 +17,25 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", report(&error));
             ExitCode::from(cli::exit_code(&error))
         }
     }
+}
+
+/// The error and each cause, once. The library's errors name their cause in their own
+/// message, so a log line or an MCP error reads whole, and hand it on as `source()` as well:
+/// printing the whole chain said "No such file or directory" twice.
+fn report(error: &anyhow::Error) -> String {
+    let mut out = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !out.contains(&cause) {
+            out.push_str(": ");
+            out.push_str(&cause);
+        }
+    }
+    out
 }
 
 /// candle asks for its thread count on every matrix product and, unless `RAYON_NUM_THREADS` is

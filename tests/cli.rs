@@ -406,6 +406,17 @@ fn bad_input_gets_clear_errors() {
     let out = s.run(&["--dir", &v5, "search"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("give a query, a filter, or both"));
+
+    // An index directory that cannot be made: the path and the system's reason, each once.
+    let out = Command::new(env!("CARGO_BIN_EXE_orchestr8"))
+        .args(["--dir", &v5, "search", "x"])
+        .env("ORCHESTR8_INDEX_DIR", format!("{file}/index"))
+        .output()
+        .expect("orchestr8 runs");
+    assert!(!out.status.success());
+    let message = stderr(&out);
+    assert!(message.contains(&format!("{file}/index")), "{message}");
+    assert_eq!(message.matches("Not a directory").count(), 1, "{message}");
 }
 
 #[test]
