@@ -419,7 +419,8 @@ impl TextIndex {
         };
         let docs = searcher.num_docs();
         for stem in self.stems(text).into_iter().take(MAX_QUERY_TERMS) {
-            let mut df = 0;
+            // In any field (the stem is known), and in the fields it is searched in.
+            let (mut df, mut searched_df) = (0, 0);
             for &(name, field, _) in &self.fields {
                 if name == FieldName::NameWords {
                     continue;
@@ -429,10 +430,12 @@ impl TextIndex {
                 df = df.max(field_df);
                 if !name.is_short() && is_common(field_df, docs) {
                     out.common.push(term);
+                } else {
+                    searched_df = searched_df.max(field_df);
                 }
             }
             if df > 0 {
-                out.max_doc_freq = out.max_doc_freq.max(df);
+                out.max_doc_freq = out.max_doc_freq.max(searched_df);
                 out.stems.push(stem);
                 continue;
             }
