@@ -119,6 +119,32 @@ fn filter_where(filters: &Filters) -> (String, Vec<Value>) {
     (clauses.join(" AND "), values)
 }
 
+/// The query for the keys of the definitions passing `filters`, and its parameters. A
+/// capability alone is answered from the labels table: every key there is a definition's (they
+/// are written together), and not joining the definitions spares a scan of every one of them
+/// per request (a 100k capability+text request spent two thirds of its time in this query).
+fn keys_query(filters: &Filters) -> (String, Vec<Value>) {
+    match filters {
+        Filters {
+            capability: Some(capability),
+            kind: None,
+            role: None,
+            category: None,
+            model: None,
+        } => (
+            "SELECT DISTINCT key FROM labels WHERE label = ?".to_string(),
+            vec![Value::Text(capability.to_lowercase())],
+        ),
+        _ => {
+            let (clause, values) = filter_where(filters);
+            (
+                format!("SELECT d.key FROM definitions d WHERE {clause}"),
+                values,
+            )
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("registry: {0}")]
@@ -493,11 +519,9 @@ impl Registry {
 
     /// How many definitions pass `filters`: the planner's estimate of the structured side.
     pub fn count(&self, filters: &Filters) -> Result<u64, RegistryError> {
-        let (clause, values) = filter_where(filters);
+        let (keys, values) = keys_query(filters);
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT count(*) FROM definitions d WHERE {clause}"
-        ))?;
+        let mut stmt = conn.prepare_cached(&format!("SELECT count(*) FROM ({keys})"))?;
         Ok(stmt.query_row(params_from_iter(values), |r| r.get(0))?)
     }
 
@@ -509,15 +533,13 @@ impl Registry {
         if let Some(hit) = self.matching.get(&(filters.clone(), at_most)) {
             return Ok(hit);
         }
-        let (clause, mut values) = filter_where(filters);
+        let (query, mut values) = keys_query(filters);
         values.push(Value::BigInt(
             i64::try_from(at_most.saturating_add(1)).unwrap_or(i64::MAX),
         ));
         let keys: HashSet<u64> = {
             let conn = self.conn();
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT d.key FROM definitions d WHERE {clause} LIMIT ?"
-            ))?;
+            let mut stmt = conn.prepare_cached(&format!("{query} LIMIT ?"))?;
             let rows = stmt.query_map(params_from_iter(values), |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };

@@ -189,6 +189,17 @@ fn v5_roles_fallbacks_and_filters() {
         ["security-reviewer"]
     );
     assert_eq!(
+        s.names(&[
+            "--dir",
+            &v5,
+            "search",
+            "security",
+            "--capability",
+            "CODE-Review"
+        ]),
+        ["security-reviewer"]
+    );
+    assert_eq!(
         s.names(&["--dir", &v5, "search", "", "--role", "CODE-REVIEW"]),
         ["code-reviewer"]
     );
