@@ -790,6 +790,7 @@ fn build_catalog(registry: &Registry, file: Option<&Path>) -> Result<Catalog, En
         Some(path) => CatalogBuilder::to_file(path)?,
         None => CatalogBuilder::in_memory(),
     };
+    // After a failed write the rest of the rows are read and dropped, and the error returned.
     let mut written = Ok(());
     registry.definitions_in_chunks(|chunk| {
         if written.is_ok() {
