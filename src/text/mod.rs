@@ -492,7 +492,8 @@ impl TextIndex {
         for (term, weight) in weighted {
             for &(name, field, boost) in &self.fields {
                 let term = Term::from_field_text(field, term);
-                if name != FieldName::NameWords && !query.common.contains(&term) {
+                let common = !name.is_short() && query.common.contains(&term);
+                if name != FieldName::NameWords && !common {
                     clauses.push(Clause {
                         term,
                         boost: boost * weight,
