@@ -920,8 +920,8 @@ fn update(
         }
         rows.append(&Batch {
             files,
-            definitions: definitions.iter().collect(),
-            diagnostics: diagnostics.iter().collect(),
+            definitions: &definitions,
+            diagnostics: &diagnostics,
         })?;
     }
     bar.finish_and_clear();

@@ -166,8 +166,8 @@ pub(crate) type Manifest = HashMap<String, (u64, i64)>;
 pub(crate) struct Batch<'a> {
     /// Files read now: (path, root, size, mtime_ns, content hash).
     pub files: Vec<(PathBuf, usize, u64, i64, u64)>,
-    pub definitions: Vec<&'a Definition>,
-    pub diagnostics: Vec<&'a Diagnostic>,
+    pub definitions: &'a [Definition],
+    pub diagnostics: &'a [Diagnostic],
 }
 
 /// One refresh's writes, in one transaction: rows are appended a batch of files at a time as
@@ -576,60 +576,58 @@ impl Registry {
 impl RegistryWriter<'_> {
     /// Appends one batch's rows.
     pub fn append(&mut self, batch: &Batch<'_>) -> Result<(), RegistryError> {
-        {
-            let mut files = self.conn.appender("files")?;
-            for (path, root, size, mtime, hash) in &batch.files {
-                files.append_row(params![
-                    path.to_string_lossy(),
-                    *root as i64,
-                    size,
-                    mtime,
-                    hash
-                ])?;
+        let mut files = self.conn.appender("files")?;
+        for (path, root, size, mtime, hash) in &batch.files {
+            files.append_row(params![
+                path.to_string_lossy(),
+                *root as i64,
+                size,
+                mtime,
+                hash
+            ])?;
+        }
+        let mut defs = self.conn.appender("definitions")?;
+        for d in batch.definitions {
+            defs.append_row(params![
+                d.key,
+                d.name,
+                d.kind.as_str(),
+                d.category,
+                d.role,
+                d.model,
+                d.description,
+                d.path.to_string_lossy(),
+                d.root as i64,
+                d.tokens,
+                d.argument_hint,
+                json(&d.tools),
+                json(&d.use_when),
+                json(&d.capabilities),
+                json(&d.tags),
+                json(&d.fallbacks),
+                serde_json::Value::Object(d.extra.clone()).to_string(),
+                d.text.segment,
+                d.text.offset,
+                d.text.length,
+                d.role.as_deref().map(str::to_lowercase),
+                d.category.as_deref().map(str::to_lowercase),
+                d.model.as_deref().map(str::to_lowercase),
+            ])?;
+        }
+        let mut labels = self.conn.appender("labels")?;
+        for d in batch.definitions {
+            for label in d.labels() {
+                labels.append_row(params![d.key, label])?;
             }
-            let mut defs = self.conn.appender("definitions")?;
-            for d in &batch.definitions {
-                defs.append_row(params![
-                    d.key,
-                    d.name,
-                    d.kind.as_str(),
-                    d.category,
-                    d.role,
-                    d.model,
-                    d.description,
-                    d.path.to_string_lossy(),
-                    d.root as i64,
-                    d.tokens,
-                    d.argument_hint,
-                    json(&d.tools),
-                    json(&d.use_when),
-                    json(&d.capabilities),
-                    json(&d.tags),
-                    json(&d.fallbacks),
-                    serde_json::Value::Object(d.extra.clone()).to_string(),
-                    d.text.segment,
-                    d.text.offset,
-                    d.text.length,
-                    d.role.as_deref().map(str::to_lowercase),
-                    d.category.as_deref().map(str::to_lowercase),
-                    d.model.as_deref().map(str::to_lowercase),
-                ])?;
-            }
-            let mut labels = self.conn.appender("labels")?;
-            for d in &batch.definitions {
-                for label in d.labels() {
-                    labels.append_row(params![d.key, label])?;
-                }
-            }
-            let mut diags = self.conn.appender("diagnostics")?;
-            for g in &batch.diagnostics {
-                diags.append_row(params![
-                    g.path.to_string_lossy(),
-                    g.line as u64,
-                    g.severity.as_str(),
-                    g.message
-                ])?;
-            }
+        }
+        let mut diags = self.conn.appender("diagnostics")?;
+        for g in batch.diagnostics {
+            diags.append_row(params![
+                g.path.to_string_lossy(),
+                g.line as u64,
+                g.severity.as_str(),
+                g.message
+            ])?;
         }
         Ok(())
     }

@@ -227,7 +227,7 @@ fn grouping(pending: &[Pending], blob: &[u8]) -> (Vec<bool>, Vec<u32>) {
             groups.push(members);
             continue;
         }
-        let mut exact: Vec<(Option<String>, Vec<usize>)> = Vec::new();
+        let mut exact: Vec<(String, Vec<usize>)> = Vec::new();
         for m in members {
             // A definition that does not decode (it was encoded a moment ago) stands alone.
             let Some(d) = encoded::decode(blob, pending[m].span) else {
@@ -235,12 +235,9 @@ fn grouping(pending: &[Pending], blob: &[u8]) -> (Vec<bool>, Vec<u32>) {
                 continue;
             };
             copy_signature(&d.description, &mut signature);
-            match exact
-                .iter_mut()
-                .find(|(s, _)| s.as_deref() == Some(&signature))
-            {
+            match exact.iter_mut().find(|(s, _)| *s == signature) {
                 Some((_, same)) => same.push(m),
-                None => exact.push((Some(signature.clone()), vec![m])),
+                None => exact.push((signature.clone(), vec![m])),
             }
         }
         groups.extend(exact.into_iter().map(|(_, same)| same));
@@ -417,7 +414,6 @@ impl Catalog {
         self.decode(self.find_key(key)?)
     }
 
-    /// Served agents declaring `role` (any case), in precedence order.
     /// Every declared role (lowercased, sorted) with the served agents declaring it, in
     /// precedence order.
     pub fn roles(&self) -> impl Iterator<Item = (&str, Vec<Summary<'_>>)> {
@@ -427,6 +423,7 @@ impl Catalog {
         })
     }
 
+    /// Served agents declaring `role` (any case), in precedence order.
     pub fn with_role(&self, role: &str) -> Vec<Summary<'_>> {
         let roles = &self.header.roles;
         let wanted = role.to_lowercase();

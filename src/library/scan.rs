@@ -179,20 +179,15 @@ fn stat_in_directory(path: &Path) -> std::io::Result<(u64, i64)> {
         return Err(std::io::ErrorKind::InvalidInput.into());
     };
     DIRECTORY.with_borrow_mut(|directory| {
-        let open = directory
-            .as_ref()
-            .is_some_and(|(dir, _)| dir.as_os_str() == parent.as_os_str());
-        if !open {
-            let fd = rustix::fs::open(
-                parent,
-                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-            *directory = Some((parent.to_path_buf(), fd));
-        }
-        let Some((_, fd)) = directory.as_ref() else {
-            return Err(std::io::ErrorKind::NotFound.into());
+        let open = match directory.take() {
+            Some(open) if open.0.as_os_str() == parent.as_os_str() => open,
+            _ => {
+                let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
+                let fd = rustix::fs::open(parent, flags, Mode::empty())?;
+                (parent.to_path_buf(), fd)
+            }
         };
+        let (_, fd) = directory.insert(open);
         let stat = rustix::fs::statat(fd, name, AtFlags::empty())?;
         let nanos = stat.st_mtime as i128 * 1_000_000_000 + stat.st_mtime_nsec as i128;
         let mtime_ns = i64::try_from(nanos.max(0)).unwrap_or(i64::MAX);
