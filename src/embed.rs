@@ -4,7 +4,7 @@
 //!
 //! Texts are mean-pooled over real tokens and L2-normalised, so a dot product is the cosine.
 
-use std::collections::HashSet;
+use crate::library::KeySet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -268,12 +268,7 @@ impl Vectors {
 
     /// The `limit` nearest definitions to `query` by dot product, best first; with `only`,
     /// among those keys.
-    pub fn nearest(
-        &self,
-        query: &[f32],
-        only: Option<&HashSet<u64>>,
-        limit: usize,
-    ) -> Vec<(u64, f32)> {
+    pub fn nearest(&self, query: &[f32], only: Option<&KeySet>, limit: usize) -> Vec<(u64, f32)> {
         if query.len() != DIMENSIONS {
             return Vec::new();
         }
@@ -318,7 +313,7 @@ impl Vectors {
 #[cfg(test)]
 mod tests {
     use super::Vectors;
-    use std::collections::HashSet;
+    use crate::library::KeySet;
 
     #[test]
     fn nearest_ranks_by_dot_product_within_a_filter() {
@@ -340,7 +335,7 @@ mod tests {
         );
         assert_eq!(
             vectors
-                .nearest(&query, Some(&HashSet::from([1, 3])), 5)
+                .nearest(&query, Some(&KeySet::from_iter([1, 3])), 5)
                 .iter()
                 .map(|h| h.0)
                 .collect::<Vec<_>>(),

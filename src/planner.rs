@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::catalog::Catalog;
 use crate::embed::{EmbedError, Embedder, Vectors};
-use crate::library::{Definition, Kind};
+use crate::library::{Definition, KeySet, Kind};
 use crate::registry::{Matching, Registry, RegistryError};
 use crate::text::{TextError, TextIndex};
 
@@ -307,7 +307,7 @@ pub(crate) fn run(
         }
         _ => None,
     };
-    let nearest = |only: Option<&HashSet<u64>>, fetch: usize| match &near_query {
+    let nearest = |only: Option<&KeySet>, fetch: usize| match &near_query {
         Some((q, vectors)) => vectors.nearest(q, only, fetch),
         None => Vec::new(),
     };

@@ -7,7 +7,7 @@
 //! attaches read-only, so it never holds the registry's file lock and a second process over
 //! the same root can refresh and read alongside it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -22,7 +22,7 @@ use rayon::prelude::*;
 
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::embed::Vectors;
-use crate::library::{Definition, Kind};
+use crate::library::{Definition, KeySet, Kind};
 use crate::planner::Filters;
 use crate::store::TextLocation;
 
@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS diagnostics (path TEXT, line UBIGINT, severity TEXT, 
 /// Which definitions pass a filter: all of them when few, else their number.
 #[derive(Clone, Debug)]
 pub(crate) enum Matching {
-    Few(Arc<HashSet<u64>>),
+    Few(Arc<KeySet>),
     Many(u64),
 }
 
@@ -537,7 +537,7 @@ impl Registry {
         values.push(Value::BigInt(
             i64::try_from(at_most.saturating_add(1)).unwrap_or(i64::MAX),
         ));
-        let keys: HashSet<u64> = {
+        let keys: KeySet = {
             let conn = self.conn();
             let mut stmt = conn.prepare_cached(&format!("{query} LIMIT ?"))?;
             let rows = stmt.query_map(params_from_iter(values), |r| r.get(0))?;

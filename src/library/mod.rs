@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 pub use body::BodyText;
 pub(crate) use formats::{key_of, parse_file};
 
+/// A set of definition keys, such as a filter's answer. A key is already an xxh3 hash, so
+/// FxHash's one multiplication spreads keys as well as the standard SipHash does, at a fraction
+/// of the cost: a filtered search tests the set once for every document it considers.
+pub(crate) type KeySet = rustc_hash::FxHashSet<u64>;
+
 /// The three kinds of definition a library holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

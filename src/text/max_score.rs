@@ -18,12 +18,16 @@
 //! ARCHITECTURE.md). The result is exact, the documents and scores of summing every clause
 //! (tested against tantivy's own top-k below).
 //!
+//! Postings are read from tantivy's decoded blocks of 128 (`BlockSegmentPostings`) rather than
+//! one `advance` call at a time: summing a window is one loop over a block's document and
+//! frequency arrays (100k, p50: a brief 3.6 -> 3.2 ms, a sentence 1.0 -> 0.9).
+//!
 //! A large library is cut into one range of documents per core, each ranked on its own thread
 //! with its own best hits; the ranges share a floor, the highest k-th best score any of them
 //! holds, so each prunes with what the others have found.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::BinaryHeap;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
@@ -34,13 +38,14 @@ use tantivy::InvertedIndexReader;
 use tantivy::columnar::Column;
 use tantivy::fastfield::AliveBitSet;
 use tantivy::fieldnorm::FieldNormReader;
+use tantivy::postings::BlockSegmentPostings;
 use tantivy::postings::TermInfo;
-use tantivy::postings::{Postings, SegmentPostings};
 use tantivy::query::{Bm25StatisticsProvider, Bm25Weight};
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::{DocId, DocSet, Score, Searcher, Term};
+use tantivy::{DocId, Score, Searcher, Term};
 
 use super::KEY;
+use crate::library::KeySet;
 
 /// Documents summed per window: the score array (16 KiB) stays in the L1/L2 cache.
 const WINDOW: u32 = 4096;
@@ -60,7 +65,7 @@ const MIN_PART: u32 = 16_384;
 pub(super) fn top_keys(
     searcher: &Searcher,
     clauses: &[Clause],
-    only: Option<&HashSet<u64>>,
+    only: Option<&KeySet>,
     limit: usize,
 ) -> tantivy::Result<Vec<(u64, Score)>> {
     let docs: u32 = searcher.segment_readers().iter().map(|r| r.max_doc()).sum();
@@ -83,7 +88,7 @@ pub(super) fn top_keys(
 fn top_keys_in_parts(
     searcher: &Searcher,
     clauses: &[Clause],
-    only: Option<&HashSet<u64>>,
+    only: Option<&KeySet>,
     limit: usize,
     part: u32,
 ) -> tantivy::Result<Vec<(u64, Score)>> {
@@ -129,16 +134,15 @@ fn top_keys_in_parts(
                 continue;
             };
             let field = clauses[i].term.field();
-            let mut postings =
-                index.read_postings_from_terminfo(info, IndexRecordOption::WithFreqs)?;
-            if postings.doc() < docs.start {
-                postings.seek(docs.start);
-            }
-            scorers.push(TermScorer {
-                postings,
+            let mut scorer = TermScorer {
+                block: index
+                    .read_block_postings_from_terminfo(info, IndexRecordOption::WithFreqs)?,
+                at: 0,
                 norms: norms.get(field, |f| reader.get_fieldnorms_reader(f))?,
                 weight: weights[i].clone(),
-            });
+            };
+            scorer.seek(docs.start);
+            scorers.push(scorer);
         }
         let segment = Segment {
             keys: reader.fast_fields().u64(KEY)?,
@@ -183,24 +187,28 @@ impl Floor {
 }
 
 /// One clause's postings in one segment, scored as tantivy's own term scorer scores them (which
-/// tantivy does not export).
+/// tantivy does not export). It reads tantivy's decoded blocks directly: summing a window walks
+/// a block's document and frequency arrays in one loop instead of a call per posting.
 struct TermScorer {
-    postings: SegmentPostings,
+    block: BlockSegmentPostings,
+    /// The current posting's place in the decoded block. tantivy pads the last block with
+    /// `TERMINATED`, and an exhausted list decodes an empty one, so `doc` is always readable.
+    at: usize,
     norms: FieldNormReader,
     weight: Bm25Weight,
 }
 
 impl TermScorer {
     fn doc(&self) -> DocId {
-        self.postings.doc()
+        self.block.doc(self.at)
     }
 
-    fn advance(&mut self) -> DocId {
-        self.postings.advance()
-    }
-
+    /// Moves to the first posting at or after `target`; never backwards.
     fn seek(&mut self, target: DocId) -> DocId {
-        self.postings.seek(target)
+        if self.doc() < target {
+            self.at = self.block.seek(target);
+        }
+        self.doc()
     }
 
     /// The largest score this clause can give.
@@ -210,15 +218,54 @@ impl TermScorer {
 
     /// Documents in this segment containing the term.
     fn doc_freq(&self) -> u32 {
-        self.postings.doc_freq()
+        self.block.doc_freq()
     }
 
     fn score(&self) -> Score {
-        let doc = self.postings.doc();
-        self.weight
-            .score(self.norms.fieldnorm_id(doc), self.postings.term_freq())
+        self.score_of(self.doc(), self.block.freq(self.at))
+    }
+
+    fn score_of(&self, doc: DocId, term_freq: u32) -> Score {
+        self.weight.score(self.norms.fieldnorm_id(doc), term_freq)
+    }
+
+    /// Adds this clause's score of every posting before `end` to `scores`, indexed from
+    /// `start`, marking each in `matched` when given; leaves the cursor at the first posting at
+    /// or after `end`.
+    fn add_until(
+        &mut self,
+        start: DocId,
+        end: DocId,
+        scores: &mut [Score],
+        mut matched: Option<&mut [u64]>,
+    ) {
+        loop {
+            let (docs, freqs) = (self.block.docs(), self.block.freqs());
+            let from = self.at.min(docs.len());
+            for (k, (&doc, &term_freq)) in docs[from..].iter().zip(&freqs[from..]).enumerate() {
+                if doc >= end {
+                    self.at = from + k;
+                    return;
+                }
+                let i = (doc - start) as usize;
+                scores[i] += self.score_of(doc, term_freq);
+                if let Some(matched) = matched.as_deref_mut() {
+                    matched[i / 64] |= 1 << (i % 64);
+                }
+            }
+            if docs.len() < BLOCK {
+                // The last block: the cursor rests on its padding.
+                self.at = docs.len();
+                return;
+            }
+            self.block.advance();
+            self.at = 0;
+        }
     }
 }
+
+/// Postings per decoded block (tantivy's `COMPRESSION_BLOCK_SIZE`).
+const BLOCK: usize = 128;
 
 /// A clause's term in one segment: the field's inverted index and where its postings are.
 type Found = (Arc<InvertedIndexReader>, TermInfo);
@@ -291,7 +338,7 @@ struct Segment<'a> {
     max_doc: DocId,
     /// Deleted documents still have postings until their segment is merged.
     alive: Option<&'a AliveBitSet>,
-    only: Option<&'a HashSet<u64>>,
+    only: Option<&'a KeySet>,
     floor: &'a Floor,
 }
 
@@ -337,13 +384,7 @@ impl Segment<'_> {
             let end = start.saturating_add(WINDOW).min(self.docs.end);
             let (optional, essential) = scorers.split_at_mut(essential);
             for s in essential {
-                let mut doc = s.doc();
-                while doc < end {
-                    let i = (doc - start) as usize;
-                    scores[i] += s.score();
-                    matched[i / 64] |= 1 << (i % 64);
-                    doc = s.advance();
-                }
+                s.add_until(start, end, &mut scores, Some(&mut matched));
             }
             let beaten = |score: Score| threshold.is_some_and(|t| score < t);
             // Documents that the non-essential clauses could still lift over the threshold.
@@ -371,14 +412,8 @@ impl Segment<'_> {
             if steps < seeks {
                 for s in optional.iter_mut() {
                     // A non-essential cursor lags where its last seek left it.
-                    let mut doc = s.doc();
-                    if doc < start {
-                        doc = s.seek(start);
-                    }
-                    while doc < end {
-                        scores[(doc - start) as usize] += s.score();
-                        doc = s.advance();
-                    }
+                    s.seek(start);
+                    s.add_until(start, end, &mut scores, None);
                 }
             } else {
                 // Clause at a time, strongest first, each seeking forward through the
@@ -514,7 +549,7 @@ mod tests {
     fn tantivy_top(
         searcher: &Searcher,
         clauses: &[Clause],
-        only: Option<&HashSet<u64>>,
+        only: Option<&KeySet>,
         limit: usize,
     ) -> Vec<(u64, Score)> {
         use tantivy::collector::TopDocs;
@@ -597,7 +632,7 @@ mod tests {
                     boost: [1.0, 1.5, 3.0][rng.usize(0..3)],
                 })
                 .collect();
-            let only: Option<HashSet<u64>> =
+            let only: Option<KeySet> =
                 (round % 3 == 0).then(|| (0..next_key).filter(|_| rng.bool()).collect());
             let limit = [1, 10, 20, 100][rng.usize(0..4)];
             // Whole segments, and segments cut into ranges ranked on several threads.

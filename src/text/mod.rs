@@ -20,7 +20,7 @@ use tantivy::tokenizer::{
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
-use crate::library::{BodyText, Definition};
+use crate::library::{BodyText, Definition, KeySet};
 use max_score::Clause;
 
 const ANALYZER: &str = "en";
@@ -478,7 +478,7 @@ impl TextIndex {
     pub fn search(
         &self,
         query: &AnalyzedQuery,
-        only: Option<&Arc<HashSet<u64>>>,
+        only: Option<&Arc<KeySet>>,
         limit: usize,
     ) -> Result<Vec<(u64, f32)>, TextError> {
         // Stems and corrections go to every analysed field; whole words only to names.
@@ -655,9 +655,9 @@ mod tests {
         let query = text.analyze("review pull requests");
         for limit in [usize::MAX, 1 << 40] {
             assert_eq!(text.search(&query, None, limit).unwrap().len(), 1);
-            let only = Arc::new(HashSet::from([definition.key]));
+            let only = Arc::new(KeySet::from_iter([definition.key]));
             assert_eq!(text.search(&query, Some(&only), limit).unwrap().len(), 1);
-            let other = Arc::new(HashSet::from([definition.key + 1]));
+            let other = Arc::new(KeySet::from_iter([definition.key + 1]));
             assert!(text.search(&query, Some(&other), limit).unwrap().is_empty());
         }
     }
