@@ -188,7 +188,8 @@ impl Floor {
 
 /// One clause's postings in one segment, scored as tantivy's own term scorer scores them (which
 /// tantivy does not export). It reads tantivy's decoded blocks directly: summing a window walks
-/// a block's document and frequency arrays in one loop instead of a call per posting.
+/// a block's document and frequency arrays in one loop instead of a call per posting. Every
+/// text field is indexed with frequencies (`schema`), so a block's two arrays have one length.
 struct TermScorer {
     block: BlockSegmentPostings,
     /// The current posting's place in the decoded block. tantivy pads the last block with
