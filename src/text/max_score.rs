@@ -243,7 +243,9 @@ impl TermScorer {
         loop {
             let (docs, freqs) = (self.block.docs(), self.block.freqs());
             let from = self.at.min(docs.len());
-            for (k, (&doc, &term_freq)) in docs[from..].iter().zip(&freqs[from..]).enumerate() {
+            // `get`: a damaged index must not panic a search.
+            let freqs = freqs.get(from..).unwrap_or_default();
+            for (k, (&doc, &term_freq)) in docs[from..].iter().zip(freqs).enumerate() {
                 if doc >= end {
                     self.at = from + k;
                     return;
