@@ -430,10 +430,7 @@ impl Segment<'_> {
                             return false;
                         }
                         let doc = start + i as u32;
-                        if s.doc() < doc {
-                            s.seek(doc);
-                        }
-                        if s.doc() == doc {
+                        if s.seek(doc) == doc {
                             scores[i] += s.score();
                         }
                         true
