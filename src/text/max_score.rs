@@ -49,6 +49,12 @@ use crate::library::KeySet;
 
 /// Documents summed per window: the score array (16 KiB) stays in the L1/L2 cache.
 const WINDOW: u32 = 4096;
+const WINDOW_LEN: usize = WINDOW as usize;
+
+/// A window's scores, by document's place in the window.
+type Scores = [Score; WINDOW_LEN];
+/// A window's documents that an essential clause matched, one bit each.
+type Matched = [u64; WINDOW_LEN / 64];
 
 /// One term in one field, scored by BM25 times `boost`.
 pub(super) struct Clause {
@@ -237,28 +243,43 @@ impl TermScorer {
         &mut self,
         start: DocId,
         end: DocId,
-        scores: &mut [Score],
-        mut matched: Option<&mut [u64]>,
+        scores: &mut Scores,
+        mut matched: Option<&mut Matched>,
     ) {
         loop {
-            let (docs, freqs) = (self.block.docs(), self.block.freqs());
-            let from = self.at.min(docs.len());
+            let all = self.block.docs();
+            let from = self.at.min(all.len());
+            // A block's documents ascend (the padding too), so those before `end` are a prefix:
+            // the loops below need no test per posting.
+            let docs = &all[from..];
+            let before = docs.partition_point(|&doc| doc < end);
             // `get`: a damaged index must not panic a search.
-            let freqs = freqs.get(from..).unwrap_or_default();
-            for (k, (&doc, &term_freq)) in docs[from..].iter().zip(freqs).enumerate() {
-                if doc >= end {
-                    self.at = from + k;
-                    return;
+            let freqs = self.block.freqs().get(from..).unwrap_or_default();
+            let postings = docs[..before].iter().zip(freqs);
+            // The window's size is a power of two: the modulo is a mask, and lets the compiler
+            // drop the bounds checks.
+            let slot = |doc: DocId| doc.wrapping_sub(start) as usize % WINDOW_LEN;
+            match matched.as_deref_mut() {
+                Some(matched) => {
+                    for (&doc, &term_freq) in postings {
+                        let i = slot(doc);
+                        scores[i] += self.score_of(doc, term_freq);
+                        matched[i / 64] |= 1 << (i % 64);
+                    }
                 }
-                let i = (doc - start) as usize;
-                scores[i] += self.score_of(doc, term_freq);
-                if let Some(matched) = matched.as_deref_mut() {
-                    matched[i / 64] |= 1 << (i % 64);
+                None => {
+                    for (&doc, &term_freq) in postings {
+                        scores[slot(doc)] += self.score_of(doc, term_freq);
+                    }
                 }
             }
-            if docs.len() < BLOCK {
+            if before < docs.len() {
+                self.at = from + before;
+                return;
+            }
+            if all.len() < BLOCK {
                 // The last block: the cursor rests on its padding.
-                self.at = docs.len();
+                self.at = all.len();
                 return;
             }
             self.block.advance();
@@ -370,9 +391,9 @@ impl Segment<'_> {
             .last()
             .zip(scorers.last())
             .map_or(0.0, |(b, s)| b + s.max());
-        let mut scores = vec![0.0 as Score; WINDOW as usize];
-        let mut matched = [0u64; WINDOW as usize / 64];
-        let mut candidates: Vec<u16> = Vec::with_capacity(WINDOW as usize);
+        let mut scores: Box<Scores> = Box::new([0.0; WINDOW_LEN]);
+        let mut matched: Matched = [0; WINDOW_LEN / 64];
+        let mut candidates: Vec<u16> = Vec::with_capacity(WINDOW_LEN);
         loop {
             let threshold = self.threshold(best);
             // Clauses [..essential] are non-essential: together they cannot reach the threshold.
