@@ -417,9 +417,33 @@ impl Segment<'_> {
                 s.add_until(start, end, &mut scores, Some(&mut matched));
             }
             let beaten = |score: Score| threshold.is_some_and(|t| score < t);
-            // Documents that the non-essential clauses could still lift over the threshold.
+            // Completing a candidate costs about one seek per non-essential clause; walking
+            // those clauses' lists through the window costs one step per posting. When walking
+            // is cheaper even were every document the essential clauses touched a candidate (a
+            // long query, whose threshold stays low next to the sum of its many terms, leaves
+            // nearly all of them one), the lists are walked first and each document is then
+            // weighed once, complete.
+            let span = u64::from(end.min(self.max_doc).saturating_sub(start));
+            let steps: u64 = optional
+                .iter()
+                .map(|s| u64::from(s.doc_freq()) * span / u64::from(self.max_doc.max(1)))
+                .sum();
+            let touched: u64 = matched
+                .iter()
+                .map(|bits| u64::from(bits.count_ones()))
+                .sum();
+            let walked = steps < touched * optional.len() as u64;
+            if walked {
+                walk(optional, start, end, &mut scores);
+            }
+            // Documents that reach the threshold, or that the non-essential clauses could still
+            // lift over it.
+            let reach = if walked {
+                0.0
+            } else {
+                below.get(optional.len()).copied().unwrap_or(0.0)
+            };
             candidates.clear();
-            let reach = below.get(optional.len()).copied().unwrap_or(0.0);
             for (word, bits) in matched.iter_mut().enumerate() {
                 while *bits != 0 {
                     let i = word * 64 + bits.trailing_zeros() as usize;
@@ -429,22 +453,10 @@ impl Segment<'_> {
                     }
                 }
             }
-            // Completing the candidates costs about one seek per candidate and clause; walking
-            // the non-essential lists through the window costs one step per posting. When most
-            // documents are candidates (a long query, whose threshold stays low next to the
-            // sum of its many terms), walking is cheaper.
-            let seeks = (candidates.len() * optional.len()) as u64;
-            let span = u64::from(end.min(self.max_doc).saturating_sub(start));
-            let steps: u64 = optional
-                .iter()
-                .map(|s| u64::from(s.doc_freq()) * span / u64::from(self.max_doc.max(1)))
-                .sum();
-            if steps < seeks {
-                for s in optional.iter_mut() {
-                    // A non-essential cursor lags where its last seek left it.
-                    s.seek(start);
-                    s.add_until(start, end, &mut scores, None);
-                }
+            if walked {
+                // Every candidate is complete.
+            } else if steps < (candidates.len() * optional.len()) as u64 {
+                walk(optional, start, end, &mut scores);
             } else {
                 // Clause at a time, strongest first, each seeking forward through the
                 // candidates (its cursor and decoded block stay hot); a candidate that even
@@ -487,6 +499,15 @@ impl Segment<'_> {
             && self
                 .only
                 .is_none_or(|only| self.keys.first(doc).is_some_and(|key| only.contains(&key)))
+    }
+}
+
+/// Adds the postings of `clauses` in the window from `start` to `end` to `scores`. These are
+/// non-essential clauses, whose cursors lag where their last seek left them.
+fn walk(clauses: &mut [TermScorer], start: DocId, end: DocId, scores: &mut Scores) {
+    for s in clauses {
+        s.seek(start);
+        s.add_until(start, end, scores, None);
     }
 }
 
