@@ -4,7 +4,6 @@
 //!
 //! Texts are mean-pooled over real tokens and L2-normalised, so a dot product is the cosine.
 
-use crate::library::KeySet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,6 +13,8 @@ use candle_transformers::models::bert::{BertModel, Config};
 use quick_cache::sync::Cache;
 use rayon::prelude::*;
 use tokenizers::{Tokenizer, TruncationParams};
+
+use crate::library::KeySet;
 
 pub const DIMENSIONS: usize = 384;
 

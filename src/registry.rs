@@ -205,7 +205,7 @@ impl Registry {
     /// Opens (creating if needed) the persisted file for a refresh. DuckDB may by default fill
     /// most of the machine's memory with its buffer pool, and a refresh writes every row and
     /// reads them all back for the catalog: held to 64 MB, a 100k build's peak RSS
-    /// fell from 410-426 to 353-360 MB, in the same time; DuckDB writes out or drops pages
+    /// fell from 410-426 to 354-366 MB, in the same time; DuckDB writes out or drops pages
     /// instead (a 230 MB transaction of blobs, as vectors are, still commits under the limit).
     pub fn open_file(path: &Path) -> Result<Registry, RegistryError> {
         let conn = Connection::open(path)?;
