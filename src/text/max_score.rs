@@ -89,7 +89,7 @@ pub(super) fn top_keys(
         clauses,
         only,
         limit,
-        (docs / threads).max(MIN_PART),
+        docs.div_ceil(threads).max(MIN_PART),
     )
 }
 
