@@ -29,17 +29,14 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::ops::Range;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 
 use rayon::prelude::*;
 
-use tantivy::InvertedIndexReader;
 use tantivy::columnar::Column;
 use tantivy::fastfield::AliveBitSet;
 use tantivy::fieldnorm::FieldNormReader;
 use tantivy::postings::BlockSegmentPostings;
-use tantivy::postings::TermInfo;
 use tantivy::query::{Bm25StatisticsProvider, Bm25Weight};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocId, Score, Searcher, Term};
@@ -129,7 +126,18 @@ fn top_keys_in_parts(
         }
         infos.push(row);
     }
-    let weights = bm25_weights(searcher, clauses, &infos)?;
+    // Each clause's documents over the whole index: its idf; summed, the postings a request
+    // may walk.
+    let doc_freqs: Vec<u64> = (0..clauses.len())
+        .map(|i| {
+            infos
+                .iter()
+                .filter_map(|row| row[i].as_ref())
+                .map(|(_, info)| u64::from(info.doc_freq))
+                .sum()
+        })
+        .collect();
+    let weights = bm25_weights(searcher, clauses, &doc_freqs)?;
     // Weakest first, as `collect` wants them: sorting the clauses' numbers once, rather than
     // each range's scorers (a scorer holds a decoded block of postings, about a kilobyte; moving
     // 450 of them was a tenth of a brief's time).
@@ -176,13 +184,7 @@ fn top_keys_in_parts(
         segment.collect(scorers, &mut best);
         Ok(best)
     };
-    let postings: u64 = infos
-        .iter()
-        .flatten()
-        .flatten()
-        .map(|(_, info)| u64::from(info.doc_freq))
-        .sum();
-    let parts = if postings >= threads_from {
+    let parts = if doc_freqs.iter().sum::<u64>() >= threads_from {
         rank_on_own_threads(&ranges, rank)
     } else {
         ranges.par_iter().map(rank).collect()
@@ -360,26 +362,18 @@ impl TermScorer {
 /// Postings per decoded block (tantivy's `COMPRESSION_BLOCK_SIZE`).
 const BLOCK: usize = 128;
 
-/// A clause's term in one segment: the field's inverted index and where its postings are.
-type Found = (Arc<InvertedIndexReader>, TermInfo);
-
 /// BM25 weights as tantivy's TermQuery computes them from whole-index statistics, times each
 /// clause's boost. tantivy builds a 256-entry length table per term; the table depends only on
 /// the field, so one is built per field and scaled by each term's idf.
 fn bm25_weights(
     searcher: &Searcher,
     clauses: &[Clause],
-    infos: &[Vec<Option<Found>>],
+    doc_freqs: &[u64],
 ) -> tantivy::Result<Vec<Bm25Weight>> {
     let docs = searcher.total_num_docs()?;
     let mut per_field = FieldCache::default();
     let mut weights = Vec::with_capacity(clauses.len());
-    for (i, clause) in clauses.iter().enumerate() {
-        let doc_freq: u64 = infos
-            .iter()
-            .filter_map(|row| row[i].as_ref())
-            .map(|(_, info)| u64::from(info.doc_freq))
-            .sum();
+    for (clause, &doc_freq) in clauses.iter().zip(doc_freqs) {
         let field = clause.term.field();
         let base: Bm25Weight = per_field.get(field, |f| {
             let tokens = searcher.total_num_tokens(f)?;
