@@ -200,11 +200,11 @@ fn top_keys_in_parts(
 
 /// Ranks the first range on the calling thread and each other one on a thread started for it.
 ///
-/// rayon's pool, which ranks lighter requests, wakes a worker for the second range; the kernel
-/// places a woken thread beside its waker when the other CPU still looks busy, and does not
-/// move it once that CPU idles, as it ran a moment ago (cache-hot): on the 2-core machine one
-/// 100k brief in six waited for its second range until the first was ranked (p95 4.6 ms
-/// against a p50 of 2.7). A new thread is placed on the idlest CPU (p95 3.2 ms). Starting one
+/// rayon's pool, which ranks lighter requests, wakes a worker for the second range: on the
+/// 2-core machine one 100k brief in six found that worker not running, and the first worker
+/// ranked both ranges in turn (p95 4.6 ms against a p50 of 2.7). The likeliest reading, not
+/// traced to the end: the kernel places a woken thread beside its waker while the other CPU
+/// still looks busy, and does not move it once that CPU idles, as it ran a moment ago. A new thread is placed on the idlest CPU (p95 3.2 ms). Starting one
 /// costs some 50-100 us of a request, which a brief's milliseconds absorb and a two-word
 /// query's fraction of one does not. Pinning rayon's workers one to a CPU did as well on an
 /// idle machine, but beside a busy process a sentence's p99 went 1.5 -> 4.0 ms, since a pinned
