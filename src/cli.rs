@@ -67,16 +67,22 @@ enum Command {
         /// What needs doing, in plain words; may be empty when a filter is given.
         #[arg(default_value = "")]
         query: String,
+        /// Most definitions listed.
         #[arg(long, default_value_t = 10)]
         limit: usize,
+        /// Only this kind: agent, skill or workflow.
         #[arg(long)]
         kind: Option<Kind>,
+        /// Only definitions declaring this role (`orchestr8 roles` lists them).
         #[arg(long)]
         role: Option<String>,
+        /// Only definitions with this capability or tag.
         #[arg(long)]
         capability: Option<String>,
+        /// Only this category.
         #[arg(long)]
         category: Option<String>,
+        /// Only definitions for this model (haiku, sonnet, opus, ...).
         #[arg(long)]
         model: Option<String>,
         /// Show how the query was planned.

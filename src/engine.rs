@@ -17,8 +17,10 @@ use crate::embed::{Embedder, Vectors};
 use crate::library::formats::{Location, ParsedFile};
 use crate::library::scan::{self, FoundFile};
 use crate::library::{Definition, Kind, parse_file};
-use crate::planner::{self, PlanError, Query, SearchResult};
-use crate::registry::{Batch, Contents, Manifest, Registry, RegistryError, SCHEMA_VERSION};
+use crate::planner::{self, Filters, PlanError, Query, SearchResult};
+use crate::registry::{
+    Batch, Contents, Declared, Manifest, Registry, RegistryError, SCHEMA_VERSION,
+};
 use crate::roles::{self, Link, Resolution, RoleChain};
 use crate::store::{Store, StoreError};
 use crate::suggest::closest;
@@ -72,6 +74,12 @@ pub enum EngineError {
     Unknown { name: String, closest: Vec<String> },
     #[error("{0}")]
     BadName(String),
+    #[error("no definition declares the {filter} `{value}`{}", did_you_mean(.closest))]
+    UnknownFilter {
+        filter: &'static str,
+        value: String,
+        closest: Vec<String>,
+    },
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -85,6 +93,9 @@ pub enum EngineError {
     #[error(transparent)]
     Embed(#[from] crate::embed::EmbedError),
 }
+
+/// Values of a filter few enough to list in full when none is close to a value given.
+const FEW_VALUES: usize = 8;
 
 fn did_you_mean(names: &[String]) -> String {
     if names.is_empty() {
@@ -236,13 +247,9 @@ impl Engine {
     /// embedding model is loaded.
     pub fn search(&self, query: &Query) -> Result<SearchResult, EngineError> {
         let semantic = self.embedder.as_deref().map(|e| (e, &self.vectors));
-        Ok(planner::run(
-            semantic,
-            &self.text,
-            &self.registry,
-            &self.catalog,
-            query,
-        )?)
+        let found = planner::run(semantic, &self.text, &self.registry, &self.catalog, query)?;
+        self.check_filters(&found, &query.filters)?;
+        Ok(found)
     }
 
     /// Whether searches fuse semantic similarity with BM25.
@@ -252,13 +259,45 @@ impl Engine {
 
     /// Ranked definitions by BM25 alone, for comparison.
     pub fn search_bm25(&self, query: &Query) -> Result<SearchResult, EngineError> {
-        Ok(planner::run(
-            None,
-            &self.text,
-            &self.registry,
-            &self.catalog,
-            query,
-        )?)
+        let found = planner::run(None, &self.text, &self.registry, &self.catalog, query)?;
+        self.check_filters(&found, &query.filters)?;
+        Ok(found)
+    }
+
+    /// A filter whose value no definition declares is a mistake to name, not an empty answer:
+    /// the caller (often a model that guessed a role) learns which filter and the closest
+    /// values the library has. Looked for only once an answer is empty, as such a filter
+    /// always leaves it.
+    fn check_filters(&self, found: &SearchResult, filters: &Filters) -> Result<(), EngineError> {
+        if !found.results.is_empty() {
+            return Ok(());
+        }
+        let given = [
+            (Declared::Role, &filters.role),
+            (Declared::Category, &filters.category),
+            (Declared::Model, &filters.model),
+            (Declared::Capability, &filters.capability),
+        ];
+        for (what, value) in given {
+            let Some(value) = value else {
+                continue;
+            };
+            let declared = self.registry.declared(what)?;
+            if declared.contains(&value.to_lowercase()) {
+                continue;
+            }
+            let mut near = closest(value, declared.iter().map(String::as_str), 3);
+            if near.is_empty() && declared.len() <= FEW_VALUES {
+                // Nothing close, but so few that naming them all is the answer.
+                near = declared;
+            }
+            return Err(EngineError::UnknownFilter {
+                filter: what.as_str(),
+                value: value.clone(),
+                closest: near,
+            });
+        }
+        Ok(())
     }
 
     /// The definition served under `name`, or the closest names when there is none.
@@ -348,7 +387,7 @@ impl Engine {
         let Some(primary) = candidates.first() else {
             let query = Query {
                 text: role.replace(['-', '_'], " "),
-                filters: crate::planner::Filters {
+                filters: Filters {
                     kind: Some(Kind::Agent),
                     ..Default::default()
                 },
@@ -405,7 +444,7 @@ impl Engine {
     /// Served definitions with `capability` (or a tag of that name), copies collapsed, those
     /// that list it earlier first (a first capability is what the agent is for), then by name.
     pub fn with_capability(&self, capability: &str) -> Result<Vec<Definition>, EngineError> {
-        let filters = crate::planner::Filters {
+        let filters = Filters {
             capability: Some(capability.to_string()),
             ..Default::default()
         };
@@ -753,7 +792,7 @@ fn open_persisted(paths: &IndexPaths, roots: &[PathBuf]) -> Result<Persisted, St
     let text =
         TextIndex::open(Some(&paths.text)).map_err(|e| format!("unreadable text index ({e})"))?;
     let definitions = registry
-        .count(&crate::planner::Filters::default())
+        .count(&Filters::default())
         .map_err(|e| e.to_string())?;
     if text.num_docs() != definitions {
         return Err(format!(
@@ -996,7 +1035,6 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::planner::Filters;
     use crate::registry::Matching;
 
     #[test]

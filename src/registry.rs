@@ -145,6 +145,42 @@ fn keys_query(filters: &Filters) -> (String, Vec<Value>) {
     }
 }
 
+/// A filter that compares one value a definition declares: what `declared` lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Declared {
+    Role,
+    Category,
+    Model,
+    /// Capabilities and tags: a capability filter matches either.
+    Capability,
+}
+
+impl Declared {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Declared::Role => "role",
+            Declared::Category => "category",
+            Declared::Model => "model",
+            Declared::Capability => "capability",
+        }
+    }
+
+    fn query(self) -> &'static str {
+        match self {
+            Declared::Role => {
+                "SELECT DISTINCT role_norm FROM definitions WHERE role_norm IS NOT NULL"
+            }
+            Declared::Category => {
+                "SELECT DISTINCT category_norm FROM definitions WHERE category_norm IS NOT NULL"
+            }
+            Declared::Model => {
+                "SELECT DISTINCT model_norm FROM definitions WHERE model_norm IS NOT NULL"
+            }
+            Declared::Capability => "SELECT DISTINCT label FROM labels",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("registry: {0}")]
@@ -520,6 +556,16 @@ impl Registry {
         let mut stmt = conn.prepare("SELECT DISTINCT segment FROM definitions ORDER BY segment")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every value definitions declare for `what`, lowercased as filters compare them, sorted.
+    pub fn declared(&self, what: Declared) -> Result<Vec<String>, RegistryError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(what.query())?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        let mut values: Vec<String> = rows.collect::<Result<_, _>>()?;
+        values.sort_unstable();
+        Ok(values)
     }
 
     /// How many definitions pass `filters`: the planner's estimate of the structured side.

@@ -401,6 +401,38 @@ fn bad_input_gets_clear_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("contains a path separator"));
 
+    // A filter value no definition declares: which filter, and the values closest to it (all
+    // of them when none is close and there are few).
+    let out = s.run(&["--dir", &v5, "search", "--role", "security-reveiw", "audit"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(
+            "no definition declares the role `security-reveiw`; did you mean security-review?"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = s.run(&["--dir", &v5, "search", "--model", "gpt-4"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out)
+            .contains("no definition declares the model `gpt-4`; did you mean opus, sonnet?"),
+        "{}",
+        stderr(&out)
+    );
+    // Declared values that no definition combines are an empty answer, not a mistake.
+    let out = s.run(&[
+        "--dir",
+        &v5,
+        "search",
+        "--role",
+        "security-review",
+        "--model",
+        "sonnet",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no results");
+
     let out = s.run(&["--dir", "/no/such/dir", "search", "x"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

@@ -180,6 +180,9 @@ def test_bad_input_never_stops_the_server(server, outside_file):
             await still_fine()
             assert "unknown kind" in await call_error(c, "discover_agents", {"query": "x", "kind": "robot"})
             await still_fine()
+            message = await call_error(c, "discover_agents", {"query": "audit", "role": "security-reveiw"})
+            assert "no definition declares the role `security-reveiw`" in message and "security-review" in message
+            await still_fine()
             for name in ["../secret", "a/b", str(outside_file), "..", "agents\\x"]:
                 message = await call_error(c, "get_agent_definition", {"name": name})
                 assert "TOP SECRET" not in message
