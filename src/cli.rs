@@ -414,9 +414,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 writeln!(out, "{}", serde_json::to_string_pretty(&resolution)?)?;
             } else {
                 if resolution.searched {
+                    let near = match resolution.closest_roles.as_slice() {
+                        [] => String::new(),
+                        near => format!(" (closest roles: {})", near.join(", ")),
+                    };
                     writeln!(
                         out,
-                        "no agent declares the role `{role}`; best matches for its words:"
+                        "no agent declares the role `{role}`{near}; best matches for its words:"
                     )?;
                 }
                 for (i, name) in resolution.agents.iter().enumerate() {

@@ -302,6 +302,11 @@ impl Engine {
 
     /// The definition served under `name`, or the closest names when there is none.
     pub fn get(&self, name: &str) -> Result<Definition, EngineError> {
+        if name.is_empty() {
+            return Err(EngineError::BadName(
+                "no name given; names are plain words like `code-reviewer`".to_string(),
+            ));
+        }
         if let Err(why) = crate::library::formats::check_name(name) {
             return Err(EngineError::BadName(format!(
                 "name `{name}` {why}; names are plain words like `code-reviewer`"
@@ -403,6 +408,7 @@ impl Engine {
                 agents,
                 skipped: Vec::new(),
                 searched: true,
+                closest_roles: closest(role, self.catalog.roles().map(|(r, _)| r), 3),
             });
         };
         // The primary, the other agents declaring the role (by name), then the primary's
@@ -422,6 +428,7 @@ impl Engine {
             agents,
             skipped,
             searched: false,
+            closest_roles: Vec::new(),
         })
     }
 

@@ -34,6 +34,8 @@ pub struct Resolution {
     pub skipped: Vec<String>,
     /// No agent declares the role: `agents` come from a search for the role's words.
     pub searched: bool,
+    /// When no agent declares the role, the declared roles closest to it.
+    pub closest_roles: Vec<String>,
 }
 
 /// Walks a fallback chain depth-first from `start` until `limit` agents are found, visiting

@@ -178,6 +178,15 @@ fn v5_roles_fallbacks_and_filters() {
     let searched = s.json(&["--dir", &v5, "roles", "frontend"]);
     assert_eq!(searched["searched"], true);
     assert_eq!(searched["agents"][0], "fullstack-developer");
+    // A misspelt one also names the declared roles closest to it.
+    let out = s.run(&["--dir", &v5, "roles", "code-reveiw"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with(
+            "no agent declares the role `code-reveiw` (closest roles: code-review); best matches"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     // Filters alone list by name; with text they narrow the ranking.
     assert_eq!(
@@ -397,6 +406,9 @@ fn bad_input_gets_clear_errors() {
         "{}",
         stderr(&out)
     );
+    let out = s.run(&["--dir", &v5, "show", ""]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no name given"), "{}", stderr(&out));
     let out = s.run(&["--dir", &v5, "show", "../../etc/passwd"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("contains a path separator"));

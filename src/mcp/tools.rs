@@ -337,14 +337,13 @@ impl Server {
             let engine = self.engine();
             let resolved = engine.resolve_role(args.role.trim(), limit(args.limit)).map_err(error_text)?;
             let agents: Vec<Entry> = resolved.agents.iter().filter_map(|n| engine.get(n).ok()).map(|d| entry_of(&d)).collect();
-            let note = if resolved.searched {
-                let roles: Vec<String> = engine.roles().into_iter().map(|r| r.role).collect();
-                let near = crate::suggest::closest(&args.role, roles.iter().map(String::as_str), 3);
-                let hint = if near.is_empty() { String::new() } else { format!(" (closest roles: {})", near.join(", ")) };
-                Some(format!("no agent declares the role `{}`; these are the best matches for its words{hint}", args.role))
-            } else {
-                None
-            };
+            let note = resolved.searched.then(|| {
+                let hint = match resolved.closest_roles.as_slice() {
+                    [] => String::new(),
+                    near => format!(" (closest roles: {})", near.join(", ")),
+                };
+                format!("no agent declares the role `{}`; these are the best matches for its words{hint}", args.role)
+            });
             let mut text: String = agents.iter().enumerate().map(|(i, e)| line(i, e) + "\n").collect();
             if !resolved.skipped.is_empty() {
                 text.push_str(&format!("skipped (not installed): {}\n", resolved.skipped.join(", ")));
