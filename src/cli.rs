@@ -148,7 +148,8 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         Some(
             EngineError::Root { .. }
             | EngineError::Plan(PlanError::Empty | PlanError::TooLong { .. })
-            | EngineError::BadName(_),
+            | EngineError::BadName(_)
+            | EngineError::UnknownFilter { .. },
         ) => 2,
         _ => 1,
     }

@@ -416,7 +416,7 @@ fn bad_input_gets_clear_errors() {
     // A filter value no definition declares: which filter, and the values closest to it (all
     // of them when none is close and there are few).
     let out = s.run(&["--dir", &v5, "search", "--role", "security-reveiw", "audit"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains(
             "no definition declares the role `security-reveiw`; did you mean security-review?"
@@ -425,7 +425,7 @@ fn bad_input_gets_clear_errors() {
         stderr(&out)
     );
     let out = s.run(&["--dir", &v5, "search", "--model", "gpt-4"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out)
             .contains("no definition declares the model `gpt-4`; did you mean opus, sonnet?"),

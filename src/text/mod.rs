@@ -98,6 +98,7 @@ impl FieldName {
         }
     }
 
+    /// The name fields, whose boosts shrink in long requests (`name_weight`).
     fn is_name(self) -> bool {
         matches!(self, FieldName::Name | FieldName::NameWords)
     }
