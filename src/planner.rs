@@ -109,8 +109,9 @@ pub struct Hit {
     pub role: Option<String>,
     pub path: String,
     pub aliases: Vec<String>,
-    /// Query terms (stems) found in the name, description, capabilities, tags or use-when text:
-    /// why it matched, for a reader deciding whether to trust the hit.
+    /// The request's words (lowercased) found, by their stems, in the name, description,
+    /// capabilities, tags or use-when text: why it matched, for a reader deciding whether to
+    /// trust the hit.
     pub matched: Vec<String>,
     /// This hit's rank on each side before fusion.
     pub ranks: Ranks,
@@ -286,17 +287,23 @@ pub(crate) fn run(
     };
     let filter_matches = matching.as_ref().map(Matching::count);
 
-    let mut wanted: Vec<String> = analyzed.stems.clone();
-    wanted.extend(
-        analyzed
-            .corrections
-            .iter()
-            .flat_map(|(_, near)| near.iter().cloned()),
-    );
+    // A correction is shown as the index term it was replaced by.
+    let corrected = analyzed
+        .corrections
+        .iter()
+        .flat_map(|(_, near)| near.iter().cloned());
+    let wanted = analyzed
+        .stems
+        .iter()
+        .cloned()
+        .chain(corrected.clone())
+        .collect();
+    let shown = analyzed.said.iter().cloned().chain(corrected).collect();
     let mut collapse = Collapser {
         catalog,
         text,
         wanted,
+        shown,
         limit: query.limit,
         seen: HashSet::new(),
         hits: Vec::new(),
@@ -408,8 +415,10 @@ fn fetch_size(limit: usize, catalog: &Catalog) -> usize {
 struct Collapser<'a> {
     catalog: &'a Catalog,
     text: &'a TextIndex,
-    /// Query terms, for `Hit::matched`.
+    /// Query terms (stems), for `Hit::matched`.
     wanted: Vec<String>,
+    /// How each of `wanted` is shown: the request's own word for it.
+    shown: Vec<String>,
     limit: usize,
     seen: HashSet<usize>,
     hits: Vec<Hit>,
@@ -451,7 +460,11 @@ impl Collapser<'_> {
                 canonical.use_when.join(" "),
             ]
             .join(" ");
-            self.text.present(&self.wanted, &routing)
+            self.text
+                .present(&self.wanted, &routing)
+                .into_iter()
+                .map(|i| self.shown[i].clone())
+                .collect()
         };
         self.hits.push(Hit {
             name: canonical.name.clone(),

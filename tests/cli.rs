@@ -147,6 +147,20 @@ fn plain_language_and_typos_find_the_right_agent() {
     let plan = &s.json(&["--dir", &cc, "search", "terrafrom"])["plan"];
     assert_eq!(plan["corrections"][0]["word"], "terrafrom");
     assert_eq!(plan["corrections"][0]["replaced_by"][0], "terraform");
+
+    // Why a hit matched is said in the request's own words, not in stems ("review").
+    let v5 = dir("v5");
+    let found = s.json(&[
+        "--dir",
+        &v5,
+        "search",
+        "someone reviewing our pull requests",
+    ]);
+    assert_eq!(found["results"][0]["name"], "code-reviewer");
+    assert_eq!(
+        found["results"][0]["matched"],
+        serde_json::json!(["reviewing", "pull", "requests"])
+    );
 }
 
 #[test]

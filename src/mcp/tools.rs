@@ -136,7 +136,8 @@ pub struct Entry {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "f32")]
     pub score: Option<f32>,
-    /// Query terms found in its name, description, capabilities or use-when text.
+    /// The request's words found (by their stems) in its name, description, capabilities or
+    /// use-when text.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub matched: Vec<String>,
     /// Other names of identical copies.

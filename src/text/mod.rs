@@ -154,6 +154,9 @@ impl TextWriter<'_> {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AnalyzedQuery {
     pub stems: Vec<String>,
+    /// For each of `stems`, the first word of the request that gave it (lowercased): what a
+    /// reader is shown as matched, "services" rather than the stem "servic".
+    pub said: Vec<String>,
     /// Unstemmed words, matched against the words of names.
     pub words: Vec<String>,
     /// Unknown stem -> the index terms used in its place.
@@ -374,17 +377,30 @@ impl TextIndex {
         Ok(())
     }
 
-    /// Splits `text` into stems, in order of first appearance, without repeats.
-    pub fn stems(&self, text: &str) -> Vec<String> {
-        tokens(&self.analyzer, text)
+    /// Each distinct stem of `words`, in order, with the first of them that gave it.
+    fn stems_of(&self, words: &[String]) -> Vec<(String, String)> {
+        let mut stemmer = self.analyzer.clone();
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for word in words {
+            let mut stream = stemmer.token_stream(word);
+            while stream.advance() {
+                let stem = &stream.token().text;
+                if seen.insert(stem.clone()) {
+                    out.push((stem.clone(), word.clone()));
+                }
+            }
+        }
+        out
     }
 
-    /// Which of `wanted` (stems) occur in `text`. Called for every hit shown, so it stems only
+    /// The places in `wanted` (stems) of those that occur in `text`, ascending. Called for
+    /// every hit shown, so it stems only
     /// the words that could produce a wanted stem, one at a time with nothing collected, and
     /// stops once every stem is found. The English stemmer rewrites only a word's ending: all
     /// of a stem but its last character begins the word (a test holds every word of the
     /// shipped library to that), so a word that begins with no such head is skipped unstemmed.
-    pub fn present(&self, wanted: &[String], text: &str) -> Vec<String> {
+    pub fn present(&self, wanted: &[String], text: &str) -> Vec<usize> {
         let heads: Vec<&str> = wanted.iter().map(|w| head(w)).collect();
         let could_match = |word: &str| heads.iter().any(|h| word.starts_with(h));
         let mut found = vec![false; wanted.len()];
@@ -403,12 +419,7 @@ impl TextIndex {
                 }
             }
         }
-        wanted
-            .iter()
-            .zip(found)
-            .filter(|(_, found)| *found)
-            .map(|(w, _)| w.clone())
-            .collect()
+        (0..wanted.len()).filter(|&i| found[i]).collect()
     }
 }
 
@@ -442,7 +453,7 @@ impl TextIndex {
             ..Default::default()
         };
         let docs = searcher.num_docs();
-        for stem in self.stems(text).into_iter().take(MAX_QUERY_TERMS) {
+        for (stem, word) in self.stems_of(&out.words).into_iter().take(MAX_QUERY_TERMS) {
             // In any field (the stem is known), and in the fields it is searched in.
             let (mut df, mut searched_df) = (0, 0);
             for &(name, field, _) in &self.fields {
@@ -461,6 +472,7 @@ impl TextIndex {
             if df > 0 {
                 out.max_doc_freq = out.max_doc_freq.max(searched_df);
                 out.stems.push(stem);
+                out.said.push(word);
                 continue;
             }
             if out.corrections.len() >= MAX_CORRECTIONS {
@@ -582,7 +594,7 @@ mod tests {
                     continue;
                 };
                 for word in tokens(&text.word_analyzer, &content) {
-                    for stem in text.stems(&word) {
+                    for stem in tokens(&text.analyzer, &word) {
                         assert!(word.starts_with(head(&stem)), "{word} -> {stem}");
                         words += 1;
                     }
@@ -597,16 +609,19 @@ mod tests {
         let text = TextIndex::open(None).unwrap();
         let routing = "Dying skies, running generously: Ugly early-only builds; the Kubernetes \
                        operators reviewed 3 pull-requests in Zürich";
-        let all = text.stems(routing);
+        let all = tokens(&text.analyzer, routing);
         let mut wanted = all.clone();
         wanted.extend([
             "absent".to_string(),
             "kubernet".to_string(),
             "run".to_string(),
         ]);
-        let expected: Vec<String> = wanted.iter().filter(|w| all.contains(w)).cloned().collect();
+        let expected: Vec<usize> = (0..wanted.len())
+            .filter(|&i| all.contains(&wanted[i]))
+            .collect();
         assert_eq!(text.present(&wanted, routing), expected);
-        assert!(expected.contains(&"die".to_string()) && expected.contains(&"sky".to_string()));
+        let found: Vec<&str> = expected.iter().map(|&i| wanted[i].as_str()).collect();
+        assert!(found.contains(&"die") && found.contains(&"sky"));
     }
 
     /// An in-memory index of agent files, given as (name, file text); their keys in order.
