@@ -395,11 +395,11 @@ impl TextIndex {
     }
 
     /// The places in `wanted` (stems) of those that occur in `text`, ascending. Called for
-    /// every hit shown, so it stems only
-    /// the words that could produce a wanted stem, one at a time with nothing collected, and
-    /// stops once every stem is found. The English stemmer rewrites only a word's ending: all
-    /// of a stem but its last character begins the word (a test holds every word of the
-    /// shipped library to that), so a word that begins with no such head is skipped unstemmed.
+    /// every hit shown, so it stems only the words that could produce a wanted stem, one at a
+    /// time with nothing collected, and stops once every stem is found. The English stemmer
+    /// rewrites only a word's ending: all of a stem but its last character begins the word (a
+    /// test holds every word of the shipped library to that), so a word that begins with no
+    /// such head is skipped unstemmed.
     pub fn present(&self, wanted: &[String], text: &str) -> Vec<usize> {
         let heads: Vec<&str> = wanted.iter().map(|w| head(w)).collect();
         let could_match = |word: &str| heads.iter().any(|h| word.starts_with(h));
