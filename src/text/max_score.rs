@@ -66,6 +66,7 @@ type Matched = [u64; WINDOW_LEN / 64];
 /// One term in one field, scored by BM25 times `boost`.
 pub(super) struct Clause {
     pub term: Term,
+    /// Above zero, so that every posting scores above zero (`mark_scored` relies on it).
     pub boost: Score,
 }
 
@@ -312,15 +313,8 @@ impl TermScorer {
     }
 
     /// Adds this clause's score of every posting before `end` to `scores`, indexed from
-    /// `start`, marking each in `matched` when given; leaves the cursor at the first posting at
-    /// or after `end`.
-    fn add_until(
-        &mut self,
-        start: DocId,
-        end: DocId,
-        scores: &mut Scores,
-        mut matched: Option<&mut Matched>,
-    ) {
+    /// `start`; leaves the cursor at the first posting at or after `end`.
+    fn add_until(&mut self, start: DocId, end: DocId, scores: &mut Scores) {
         loop {
             let all = self.block.docs();
             let from = self.at.min(all.len());
@@ -334,19 +328,8 @@ impl TermScorer {
             // The window's size is a power of two: the modulo is a mask, and lets the compiler
             // drop the bounds checks.
             let slot = |doc: DocId| doc.wrapping_sub(start) as usize % WINDOW_LEN;
-            match matched.as_deref_mut() {
-                Some(matched) => {
-                    for (&doc, &term_freq) in postings {
-                        let i = slot(doc);
-                        scores[i] += f64::from(self.score_of(doc, term_freq));
-                        matched[i / 64] |= 1 << (i % 64);
-                    }
-                }
-                None => {
-                    for (&doc, &term_freq) in postings {
-                        scores[slot(doc)] += f64::from(self.score_of(doc, term_freq));
-                    }
-                }
+            for (&doc, &term_freq) in postings {
+                scores[slot(doc)] += f64::from(self.score_of(doc, term_freq));
             }
             if before < docs.len() {
                 self.at = from + before;
@@ -360,6 +343,21 @@ impl TermScorer {
             self.block.advance();
             self.at = 0;
         }
+    }
+}
+
+/// Sets the bit of each document of the window that has a score: every posting scores above
+/// zero, so those are the documents the clauses summed so far matched. Marking them while
+/// summing made each posting read and write back its bit's word, a chain through memory for
+/// the dense lists of a long request, where consecutive postings share a word: at 100k a
+/// brief's p50 2.05-2.07 -> 1.89-1.90 ms (binaries alternated, same ranking), other requests
+/// unchanged.
+fn mark_scored(scores: &Scores, matched: &mut Matched) {
+    for (bits, chunk) in matched.iter_mut().zip(scores.chunks_exact(64)) {
+        *bits = chunk
+            .iter()
+            .enumerate()
+            .fold(0, |bits, (j, &score)| bits | u64::from(score != 0.0) << j);
     }
 }
 
@@ -475,8 +473,9 @@ impl Segment<'_> {
             let end = start.saturating_add(WINDOW).min(self.docs.end);
             let (optional, essential) = scorers.split_at_mut(essential);
             for s in essential {
-                s.add_until(start, end, &mut scores, Some(&mut matched));
+                s.add_until(start, end, &mut scores);
             }
+            mark_scored(&scores, &mut matched);
             let beaten = |score: Score| threshold.is_some_and(|t| score < t);
             // Completing a candidate costs about one seek per non-essential clause; walking
             // those clauses' lists through the window costs one step per posting. When walking
@@ -568,7 +567,7 @@ impl Segment<'_> {
 fn walk(clauses: &mut [TermScorer], start: DocId, end: DocId, scores: &mut Scores) {
     for s in clauses {
         s.seek(start);
-        s.add_until(start, end, scores, None);
+        s.add_until(start, end, scores);
     }
 }
 
