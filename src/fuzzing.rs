@@ -103,6 +103,18 @@ pub fn query(engine: &Engine, data: &[u8]) {
         Err(EngineError::Plan(PlanError::Empty)) => {
             assert!(query.text.trim().is_empty() && query.filters.is_empty());
         }
+        // A filter value no definition declares is named back to the caller: it must be one
+        // the query gave, for the filter the error names.
+        Err(EngineError::UnknownFilter { filter, value, .. }) => {
+            let given = match filter {
+                "role" => &query.filters.role,
+                "capability" => &query.filters.capability,
+                "category" => &query.filters.category,
+                "model" => &query.filters.model,
+                other => panic!("unknown filter kind {other}"),
+            };
+            assert_eq!(given.as_deref(), Some(value.as_str()), "on {query:?}");
+        }
         Err(e) => panic!("search failed on {query:?}: {e}"),
     }
     if let Some(role) = &query.filters.role {
