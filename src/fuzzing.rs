@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::engine::{Config, Engine, EngineError};
 use crate::library::Kind;
@@ -51,10 +52,70 @@ pub fn frontmatter(data: &[u8]) {
     }
 }
 
+/// A few real definitions of every kind, one pair of identical copies, and a role chain.
+const QUERY_LIBRARY: &[(&str, &[u8])] = &[
+    (
+        "agents/quality/code-reviewer.md",
+        include_bytes!("../tests/fixtures/v5/agents/quality/code-reviewer.md"),
+    ),
+    (
+        "agents/quality/security-reviewer.md",
+        include_bytes!("../tests/fixtures/v5/agents/quality/security-reviewer.md"),
+    ),
+    (
+        "agents/development/fullstack-developer.md",
+        include_bytes!("../tests/fixtures/v5/agents/development/fullstack-developer.md"),
+    ),
+    (
+        "agents/core/angular-developer.md",
+        include_bytes!("../tests/fixtures/claude-code/categories/01-core/angular-developer.md"),
+    ),
+    (
+        "agents/core/backlog-groomer.md",
+        include_bytes!("../tests/fixtures/claude-code/categories/01-core/backlog-groomer.md"),
+    ),
+    (
+        "agents/infra/terraform-engineer.md",
+        include_bytes!("../tests/fixtures/claude-code/categories/02-infra/terraform-engineer.md"),
+    ),
+    (
+        "plugins/a/agents/backend-architect.md",
+        include_bytes!(
+            "../tests/fixtures/claude-code/plugins/backend-development/agents/backend-development-backend-architect.md"
+        ),
+    ),
+    (
+        "plugins/b/agents/backend-architect.md",
+        include_bytes!(
+            "../tests/fixtures/claude-code/plugins/api-scaffolding/agents/api-scaffolding-backend-architect.md"
+        ),
+    ),
+    (
+        "fragments/rust-async-runtime.md",
+        include_bytes!("../tests/fixtures/v8/fragments/rust-async-runtime.md"),
+    ),
+    (
+        "skills/tools/git-bisect/SKILL.md",
+        include_bytes!("../tests/fixtures/mixed/skills/tools/git-bisect/SKILL.md"),
+    ),
+    (
+        "skills/tools/git-bisect/references/cheatsheet.md",
+        include_bytes!("../tests/fixtures/mixed/skills/tools/git-bisect/references/cheatsheet.md"),
+    ),
+    (
+        "commands/fix-bug.md",
+        include_bytes!("../tests/fixtures/mixed/commands/fix-bug.md"),
+    ),
+    (
+        "commands/release-notes.md",
+        include_bytes!("../tests/fixtures/mixed/commands/release-notes.md"),
+    ),
+];
+
 /// An in-memory engine (no index directory, no embedding model) over `files`, given as paths relative to one
 /// library root and their contents. The files are written to a temporary directory that is
 /// removed again once the engine has read them.
-pub fn open_in_memory(files: &[(&str, &[u8])]) -> Engine {
+fn open_in_memory(files: &[(&str, &[u8])]) -> Engine {
     let root = std::env::temp_dir().join(format!("orchestr8-fuzz-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     for (relative, bytes) in files {
@@ -71,7 +132,9 @@ pub fn open_in_memory(files: &[(&str, &[u8])]) -> Engine {
 /// `query`: the input split on newlines into query text, kind, role, capability, category,
 /// model and limit; searched as the CLI and `discover_agents` would, then used for the role,
 /// capability and name lookups the other tools make.
-pub fn query(engine: &Engine, data: &[u8]) {
+pub fn query(data: &[u8]) {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    let engine = ENGINE.get_or_init(|| open_in_memory(QUERY_LIBRARY));
     let input = String::from_utf8_lossy(data);
     let mut parts = input.split('\n');
     let text = parts.next().unwrap_or_default().to_string();
@@ -223,5 +286,49 @@ pub fn prompt_render(input: &str) {
     let rendered = prompts::render(body, &declared, &given);
     if !body.contains('$') {
         assert_eq!(rendered, body);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// The committed seeds still pass their targets' checks. The fuzzer runs only when asked
+    /// (`scripts/fuzz`), and an entry point drifts with the code it calls: once a search began
+    /// to name a filter value no definition declares, the query target failed on its sixth
+    /// input, and nothing else noticed.
+    #[test]
+    fn every_committed_seed_passes_its_target() {
+        replay("frontmatter", &super::frontmatter);
+        replay("query", &super::query);
+        replay("tool_args", &super::tool_args);
+        replay("resource_uri", &text(super::resource_uri));
+        replay("judged_queries", &text(super::judged_queries));
+        replay("prompt_render", &text(super::prompt_render));
+    }
+
+    /// A `&str` target: as libFuzzer does for those, input that is not UTF-8 is skipped.
+    fn text(run: fn(&str)) -> impl Fn(&[u8]) {
+        move |data| {
+            if let Ok(text) = std::str::from_utf8(data) {
+                run(text);
+            }
+        }
+    }
+
+    /// Runs every seed in `fuzz/seeds/<target>/` through `run`, naming the one that fails.
+    fn replay(target: &str, run: &dyn Fn(&[u8])) {
+        let seeds = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/seeds")
+            .join(target);
+        let mut replayed = 0;
+        for entry in std::fs::read_dir(&seeds).unwrap() {
+            let path = entry.unwrap().path();
+            let data = std::fs::read(&path).unwrap();
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&data)));
+            assert!(caught.is_ok(), "{target}: seed {} fails", path.display());
+            replayed += 1;
+        }
+        assert!(replayed > 0, "no seeds in {}", seeds.display());
     }
 }

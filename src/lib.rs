@@ -7,7 +7,7 @@ pub mod diagnostic;
 pub mod embed;
 pub mod engine;
 pub mod eval;
-#[cfg(feature = "fuzzing")]
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod library;
