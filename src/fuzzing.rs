@@ -130,8 +130,8 @@ fn open_in_memory(files: &[(&str, &[u8])]) -> Engine {
 }
 
 /// `query`: the input split on newlines into query text, kind, role, capability, category,
-/// model and limit; searched as the CLI and `discover_agents` would, then used for the role,
-/// capability and name lookups the other tools make.
+/// model and limit; searched in `QUERY_LIBRARY` as the CLI and `discover_agents` would, then
+/// used for the role, capability and name lookups the other tools make.
 pub fn query(data: &[u8]) {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     let engine = ENGINE.get_or_init(|| open_in_memory(QUERY_LIBRARY));
