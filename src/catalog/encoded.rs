@@ -24,7 +24,7 @@ use crate::store::TextLocation;
 
 const MAGIC: &[u8; 8] = b"o8catlg\0";
 /// Bump when `Stored`, `Header`, `StoredEntry` or the layout change.
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 /// Where the blob starts: after the magic and the version.
 const BLOB_START: usize = 8 + 4;
 /// Header length, header hash, magic.
@@ -194,8 +194,11 @@ pub(super) struct Header {
     pub entries: Vec<StoredEntry>,
     /// Served entries, by name.
     pub by_name: Vec<u32>,
-    /// Every entry, by key.
-    pub by_key: Vec<u32>,
+    /// Every entry as (key, entry number), by key. The key sits beside the number so that a
+    /// lookup's bisection reads one array: through entry numbers alone each step was two
+    /// dependent cache misses (the number, then its entry), some 2 us a lookup at 100k,
+    /// paid for every hit listed.
+    pub by_key: Vec<(u64, u32)>,
     /// Group `g`'s served members (canonical first) are
     /// `group_members[group_starts[g]..group_starts[g + 1]]`.
     pub group_starts: Vec<u32>,
@@ -228,7 +231,7 @@ impl Header {
             })
             && self.by_name.iter().all(within)
             && self.by_key.len() == len
-            && self.by_key.iter().all(within)
+            && self.by_key.iter().all(|(_, i)| within(i))
             && self.group_members.iter().all(within)
             && self.group_starts.windows(2).all(|w| w[0] <= w[1])
             && self

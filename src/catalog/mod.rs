@@ -269,8 +269,8 @@ fn tables(header: &mut Header, pending: &[Pending]) {
     let mut by_name = served.clone();
     let name = |i: u32| pending[i as usize].name.as_str();
     by_name.par_sort_unstable_by(|&a, &b| name(a).cmp(name(b)));
-    let mut by_key: Vec<u32> = (0..count).collect();
-    by_key.par_sort_unstable_by_key(|&i| entries[i as usize].key);
+    let mut by_key: Vec<(u64, u32)> = (0..count).map(|i| (entries[i as usize].key, i)).collect();
+    by_key.par_sort_unstable();
     // Every served entry has a group, and every group a served member.
     let groups = served
         .iter()
@@ -352,10 +352,8 @@ impl Catalog {
     /// The entry of `key`.
     fn find_key(&self, key: u64) -> Option<u32> {
         let by_key = &self.header.by_key;
-        let at = by_key
-            .binary_search_by(|&i| self.entry(i).key.cmp(&key))
-            .ok()?;
-        Some(by_key[at])
+        let at = by_key.binary_search_by_key(&key, |&(k, _)| k).ok()?;
+        Some(by_key[at].1)
     }
 
     /// One warning per file whose name another file already serves.

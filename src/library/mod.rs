@@ -118,19 +118,69 @@ impl Definition {
     }
 }
 
-/// First sentence-ish line of `text`, without `<example>` blocks, at most `max` characters.
+/// `text` on one line, without `<example>` blocks, at most `max` characters. Reads only as many
+/// words as it keeps: it runs for every hit listed, and a Claude Code description with its
+/// examples runs to kilobytes.
 pub fn one_line(text: &str, max: usize) -> String {
-    let cut = text.find("<example").unwrap_or(text.len());
-    let flat = text[..cut].split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= max {
-        return flat;
+    let mut out = String::with_capacity(text.len().min(max + 8));
+    let mut chars = 0;
+    for word in text.split_whitespace() {
+        // A `char` pattern is a memchr; a `str` one sets up a substring search each call.
+        let example = word.contains('<').then(|| word.find("<example")).flatten();
+        let word = &word[..example.unwrap_or(word.len())];
+        if !word.is_empty() {
+            if !out.is_empty() {
+                out.push(' ');
+                chars += 1;
+            }
+            out.push_str(word);
+            chars += word.chars().count();
+        }
+        if example.is_some() || chars > max {
+            break;
+        }
     }
-    let mut out: String = flat.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
+    if chars > max {
+        let end = out
+            .char_indices()
+            .nth(max.saturating_sub(1))
+            .map_or(out.len(), |(at, _)| at);
+        out.truncate(end);
+        out.push('…');
+    }
     out
 }
 
 /// Rough token count of a text: 4 bytes a token, the usual rule of thumb for English.
 pub fn estimate_tokens(bytes: usize) -> u64 {
     bytes.div_ceil(4) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn one_line_flattens_and_cuts_at_max_characters() {
+        assert_eq!(
+            one_line("  Reviews code.\n\n  Finds bugs.  ", 80),
+            "Reviews code. Finds bugs."
+        );
+        assert_eq!(one_line("abc def", 7), "abc def");
+        assert_eq!(one_line("abc defg", 7), "abc de…");
+        // Characters, not bytes.
+        assert_eq!(one_line("héllo wörld", 8), "héllo w…");
+        assert_eq!(one_line("", 10), "");
+    }
+
+    #[test]
+    fn one_line_stops_at_the_first_example() {
+        let described = "Use for Go services.\n<example>\nuser: help\n</example> more";
+        assert_eq!(one_line(described, 200), "Use for Go services.");
+        assert_eq!(
+            one_line("Use for Go.<example>x</example>", 200),
+            "Use for Go."
+        );
+        assert_eq!(one_line("<example>only</example>", 200), "");
+    }
 }
