@@ -400,17 +400,26 @@ impl TextIndex {
     /// rewrites only a word's ending: all of a stem but its last character begins the word, but
     /// for three exceptions (`head`; a test holds every word of the shipped library and every
     /// exceptional form of the stemmer to that), so a word that begins with no such head is
-    /// skipped unstemmed.
+    /// skipped unstemmed. Words are cut as the analyzer's tokenizer cuts them (at every
+    /// character that is not alphanumeric), and an ASCII word is held to the heads byte by byte,
+    /// ignoring case, before any analysis: lowercasing and filtering every word cost more than
+    /// the test (at 100k, `matched` for a two-word query's hits 41 -> 29 us, a sentence's
+    /// 77 -> 62).
     pub fn present(&self, wanted: &[String], text: &str) -> Vec<usize> {
-        let heads: Vec<&str> = wanted.iter().map(|w| head(w)).collect();
-        let could_match = |word: &str| heads.iter().any(|h| word.starts_with(h));
+        let heads: Vec<&[u8]> = wanted.iter().map(|w| head(w).as_bytes()).collect();
+        // The analyzer lowercases an ASCII word to ASCII; any other word is stemmed to be sure.
+        let could_match = |word: &str| {
+            !word.is_ascii()
+                || heads.iter().any(|h| {
+                    word.as_bytes()
+                        .get(..h.len())
+                        .is_some_and(|start| start.eq_ignore_ascii_case(h))
+                })
+        };
         let mut found = vec![false; wanted.len()];
-        let mut words = self.word_analyzer.clone();
         let mut stemmer = self.analyzer.clone();
-        let mut stream = words.token_stream(text);
-        while stream.advance() && found.contains(&false) {
-            let word = &stream.token().text;
-            if !could_match(word) {
+        for word in text.split(|c: char| !c.is_alphanumeric()) {
+            if word.is_empty() || !could_match(word) {
                 continue;
             }
             let mut stem = stemmer.token_stream(word);
@@ -418,6 +427,9 @@ impl TextIndex {
                 for (w, found) in wanted.iter().zip(found.iter_mut()) {
                     *found |= *w == stem.token().text;
                 }
+            }
+            if !found.contains(&false) {
+                break;
             }
         }
         (0..wanted.len()).filter(|&i| found[i]).collect()
@@ -642,8 +654,9 @@ mod tests {
 
         // Without a stem of one character ("3"), whose empty head begins every word, each word
         // is tested against the heads.
-        let wanted = ["die", "sky", "zürich", "absent", "oper"].map(String::from);
-        assert_eq!(text.present(&wanted, routing), [0, 1, 2, 4]);
+        // "Kubernetes" is held to the head "kuberne" whatever its case.
+        let wanted = ["die", "sky", "zürich", "absent", "oper", "kubernet"].map(String::from);
+        assert_eq!(text.present(&wanted, routing), [0, 1, 2, 4, 5]);
     }
 
     /// An in-memory index of agent files, given as (name, file text); their keys in order.
