@@ -49,6 +49,23 @@ pub fn frontmatter(data: &[u8]) {
             definition.name
         );
         assert!(!definition.name.trim().is_empty());
+        // What a list shows of the description: one line, no longer than asked, no example.
+        let summary = definition.summary(200);
+        assert!(
+            summary.chars().count() <= 200,
+            "summary too long: {summary:?}"
+        );
+        assert!(
+            summary.is_empty()
+                || summary
+                    .split(' ')
+                    .all(|w| !w.is_empty() && !w.contains(char::is_whitespace)),
+            "summary not one flat line: {summary:?}"
+        );
+        assert!(
+            !summary.contains("<example"),
+            "summary with an example: {summary:?}"
+        );
     }
 }
 
