@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc, built without transparent huge pages (`no_thp`): see ARCHITECTURE.md.
+/// mimalloc, built without transparent huge pages (`no_thp`): see benches/README.md.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

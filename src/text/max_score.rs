@@ -15,7 +15,7 @@
 //! from 1.5 to 1.1 ms. A long request gains little: its threshold stays low next to the sum of
 //! its many clauses, so most documents remain candidates; there the non-essential lists are
 //! walked through the window instead of sought, and the cost stays that of the union (see
-//! ARCHITECTURE.md). The result is exact, the documents and scores of summing every clause
+//! benches/README.md). The result is exact, the documents and scores of summing every clause
 //! (tested against tantivy's own top-k below).
 //!
 //! Postings are read from tantivy's decoded blocks of 128 (`BlockSegmentPostings`) rather than
