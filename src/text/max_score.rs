@@ -22,16 +22,16 @@
 //! one `advance` call at a time: summing a window is one loop over a block's document and
 //! frequency arrays (100k, p50: a brief 3.6 -> 3.2 ms, a sentence 1.0 -> 0.9).
 //!
-//! A large library is cut into one range of documents per core, each ranked on its own thread
-//! with its own best hits; the ranges share a floor, the highest k-th best score any of them
-//! holds, so each prunes with what the others have found.
+//! A large library is cut into one range of documents per core, ranked at once by the calling
+//! thread and the workers (`workers.rs`), each range with its own best hits; the ranges share a
+//! floor, the highest k-th best score any of them holds, so each prunes with what the others
+//! have found.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
-
-use rayon::prelude::*;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering as AtomicOrdering};
 
 use tantivy::columnar::Column;
 use tantivy::fastfield::AliveBitSet;
@@ -42,6 +42,7 @@ use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocId, Score, Searcher, Term};
 
 use super::KEY;
+use super::workers::workers;
 use crate::library::KeySet;
 
 /// Documents summed per window. Each clause pays a fixed cost per window (finding its postings
@@ -74,11 +75,6 @@ pub(super) struct Clause {
 /// second set of cursors cost more than they save.
 const MIN_PART: u32 = 16_384;
 
-/// Postings, summed over a request's clauses, from which its ranges are ranked on threads of
-/// their own rather than on rayon's pool (`rank_on_own_threads`). At 100k definitions a
-/// 70-word brief has about 1.2M (p10 0.97M), a sentence 230k (p90 330k), two words 50k.
-const OWN_THREADS_FROM: u64 = 500_000;
-
 /// The `limit` best documents for the sum of `clauses`, as (key, score), best first; ties go to
 /// the smaller key. With `only`, documents whose key is not in it are skipped.
 pub(super) fn top_keys(
@@ -97,22 +93,19 @@ pub(super) fn top_keys(
         only,
         limit,
         docs.div_ceil(threads).max(MIN_PART),
-        OWN_THREADS_FROM,
     )
 }
 
-/// `top_keys`, with each segment cut into ranges of at most `part` documents, ranked on
-/// rayon's threads, or on threads of their own when the clauses hold `threads_from` postings
-/// or more. Each range keeps its own best hits; the ranges share the best known
-/// threshold (no range's `limit`-th best can beat the global one), so one range's good hits
-/// let the others skip early.
+/// `top_keys`, with each segment cut into ranges of at most `part` documents, ranked by the
+/// calling thread and the workers (`rank_ranges`). Each range keeps its own best hits; the
+/// ranges share the best known threshold (no range's `limit`-th best can beat the global one),
+/// so one range's good hits let the others skip early.
 fn top_keys_in_parts(
     searcher: &Searcher,
     clauses: &[Clause],
     only: Option<&KeySet>,
     limit: usize,
     part: u32,
-    threads_from: u64,
 ) -> tantivy::Result<Vec<(u64, Score)>> {
     let segments = searcher.segment_readers();
     // One dictionary lookup per clause and segment gives both the document frequency and the
@@ -189,13 +182,8 @@ fn top_keys_in_parts(
         segment.collect(scorers, &mut best);
         Ok(best)
     };
-    let parts = if doc_freqs.iter().sum::<u64>() >= threads_from {
-        rank_on_own_threads(&ranges, rank)
-    } else {
-        ranges.par_iter().map(rank).collect()
-    };
     let mut best = Best::new(limit);
-    for part in parts {
+    for part in rank_ranges(&ranges, rank) {
         for Reverse(hit) in part?.heap {
             best.push(hit);
         }
@@ -203,52 +191,36 @@ fn top_keys_in_parts(
     Ok(best.into_sorted())
 }
 
-/// Ranks the first range on the calling thread and each other one on a thread started for it.
-///
-/// rayon's pool, which ranks lighter requests, wakes a worker for the second range: on the
-/// 2-core machine one 100k brief in six found that worker not running, and the first worker
-/// ranked both ranges in turn (p95 4.6 ms against a p50 of 2.7). The likeliest reading, not
-/// traced to the end: the kernel places a woken thread beside its waker while the other CPU
-/// still looks busy, and does not move it once that CPU idles, as it ran a moment ago. A new thread is placed on the idlest CPU (p95 3.2 ms). Starting one
-/// costs some 50-100 us of a request, which a brief's milliseconds absorb and a two-word
-/// query's fraction of one does not. Pinning rayon's workers one to a CPU did as well on an
-/// idle machine, but beside a busy process a sentence's p99 went 1.5 -> 4.0 ms, since a pinned
-/// thread cannot leave a busy CPU.
-fn rank_on_own_threads<'r, R>(
-    ranges: &'r [(usize, Range<DocId>)],
-    rank: R,
-) -> Vec<tantivy::Result<Best>>
+/// Ranks every range, the calling thread and the workers each taking the next range no one has
+/// taken yet, so that a library of several segments, cut into more ranges than there are
+/// threads, keeps every thread busy until the last range.
+fn rank_ranges<'r, R>(ranges: &'r [(usize, Range<DocId>)], rank: R) -> Vec<tantivy::Result<Best>>
 where
     R: Fn(&'r (usize, Range<DocId>)) -> tantivy::Result<Best> + Sync,
 {
-    let Some((first, others)) = ranges.split_first() else {
-        return Vec::new();
-    };
-    let rank = &rank;
-    std::thread::scope(|scope| {
-        let started: Vec<_> = others
-            .iter()
-            .map(|range| {
-                std::thread::Builder::new()
-                    .name("orchestr8-rank".into())
-                    .spawn_scoped(scope, move || rank(range))
-                    .map_err(|_| range)
-            })
-            .collect();
-        let mut parts = vec![rank(first)];
-        for thread in started {
-            parts.push(match thread {
-                Ok(thread) => thread.join().unwrap_or_else(|_| {
-                    Err(tantivy::TantivyError::InternalError(
-                        "a ranking thread panicked".into(),
-                    ))
-                }),
-                // No thread to be had: rank it here.
-                Err(range) => rank(range),
-            });
+    let next = AtomicUsize::new(0);
+    let ranked: Vec<OnceLock<tantivy::Result<Best>>> =
+        ranges.iter().map(|_| OnceLock::new()).collect();
+    let take = || {
+        loop {
+            let i = next.fetch_add(1, AtomicOrdering::Relaxed);
+            let Some(range) = ranges.get(i) else {
+                return;
+            };
+            // Each place is filled once: `next` hands every range out once.
+            let _ = ranked[i].set(rank(range));
         }
-        parts
-    })
+    };
+    match workers() {
+        Some(workers) if ranges.len() > 1 => workers.run_beside(ranges.len() - 1, &take),
+        _ => take(),
+    }
+    // Every range has been taken before `take` returns on the calling thread, and ranked
+    // before the workers' runs return.
+    ranked
+        .into_iter()
+        .filter_map(OnceLock::into_inner)
+        .collect()
 }
 
 /// The highest `limit`-th best score any range has reached: a lower bound on the global one.
@@ -746,21 +718,13 @@ mod tests {
             let limit = [1, 10, 20, 100][rng.usize(0..4)];
             // Whole segments, and segments cut into ranges ranked on several threads.
             let part = [100, 1_000, 2_500, 100_000][rng.usize(0..4)];
-            let ranked = |part: u32, threads_from: u64| {
-                top_keys_in_parts(
-                    &searcher,
-                    &clauses,
-                    only.as_ref(),
-                    limit,
-                    part,
-                    threads_from,
-                )
-                .unwrap()
+            let ranked = |part: u32| {
+                top_keys_in_parts(&searcher, &clauses, only.as_ref(), limit, part).unwrap()
             };
-            let ours = ranked(part, u64::MAX);
-            // Cut otherwise (and on threads of their own), the ranges prune otherwise and add
-            // each document's clauses in another order: the same hits, to the bit.
-            let cut_otherwise = ranked(part / 3 + 7, 0);
+            let ours = ranked(part);
+            // Cut otherwise, the ranges prune otherwise and add each document's clauses in
+            // another order: the same hits, to the bit.
+            let cut_otherwise = ranked(part / 3 + 7);
             assert_eq!(ours, cut_otherwise, "round {round}");
             let theirs = tantivy_top(&searcher, &clauses, only.as_ref(), limit);
             assert_eq!(ours.len(), theirs.len(), "round {round}");

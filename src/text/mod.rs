@@ -7,6 +7,7 @@
 //! small edit distance; those terms are then scored by BM25 like any other, at a discount.
 
 mod max_score;
+mod workers;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
