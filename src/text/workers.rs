@@ -79,7 +79,9 @@ impl Workers {
         });
     }
 
-    /// Limits every worker to the CPUs other than the caller's, when there are any.
+    /// Limits every worker to the CPUs other than the caller's, when there are any. Which
+    /// workers take the jobs is rayon's choice, so all are limited; one that takes none keeps
+    /// the limit, every CPU but one, until its next run.
     fn limit_to_other_cpus(&self) {
         let mut others = self.allowed;
         others.unset(sched_getcpu());
