@@ -261,6 +261,8 @@ pub struct SizeReport {
     pub speedup_sentence: f64,
     /// `tools/call discover_agents` over stdio to a `serve` child, one after another.
     pub mcp_round_trip_ms: Option<Latency>,
+    /// The same calls, each sent after `IDLE`.
+    pub mcp_round_trip_after_idle_ms: Option<Latency>,
     /// The `serve` child's own peak RSS after those calls: a real serving process, without the
     /// heap this process kept from the build.
     pub mcp_server_peak_rss_mb: Option<f64>,
@@ -449,23 +451,33 @@ fn run_size(
     };
     let index_mb = dir_size(&index) as f64 / 1e6;
 
-    let (mcp_round_trip_ms, mcp_server_peak_rss_mb) = match &options.binary {
-        None => (None, None),
-        Some(binary) => {
-            progress(&format!("{count}: MCP round trips"));
-            let mut client = McpClient::spawn(binary, &library, &index)?;
-            let texts: Vec<&str> = sentences.iter().map(Probe::text).collect();
-            for text in texts.iter().cycle().take(MCP_WARMUP) {
-                client.discover(text)?;
+    let (mcp_round_trip_ms, mcp_round_trip_after_idle_ms, mcp_server_peak_rss_mb) =
+        match &options.binary {
+            None => (None, None, None),
+            Some(binary) => {
+                progress(&format!("{count}: MCP round trips"));
+                let mut client = McpClient::spawn(binary, &library, &index)?;
+                let texts: Vec<&str> = sentences.iter().map(Probe::text).collect();
+                for text in texts.iter().cycle().take(MCP_WARMUP) {
+                    client.discover(text)?;
+                }
+                let mut samples = Vec::with_capacity(MCP_CALLS);
+                for text in texts.iter().cycle().take(MCP_CALLS) {
+                    samples.push(client.discover(text)?);
+                }
+                let mut after_idle = Vec::with_capacity(MCP_CALLS);
+                for text in texts.iter().cycle().take(MCP_CALLS) {
+                    std::thread::sleep(IDLE);
+                    after_idle.push(client.discover(text)?);
+                }
+                let rss = client.peak_rss_bytes().map(|b| b as f64 / 1e6);
+                (
+                    Some(Latency::of(&mut samples, 1e3)),
+                    Some(Latency::of(&mut after_idle, 1e3)),
+                    rss,
+                )
             }
-            let mut samples = Vec::with_capacity(MCP_CALLS);
-            for text in texts.iter().cycle().take(MCP_CALLS) {
-                samples.push(client.discover(text)?);
-            }
-            let rss = client.peak_rss_bytes().map(|b| b as f64 / 1e6);
-            (Some(Latency::of(&mut samples, 1e3)), rss)
-        }
-    };
+        };
     drop(engine);
 
     Ok(SizeReport {
@@ -487,6 +499,7 @@ fn run_size(
         speedup_sentence: naive_sentence_ms.p50 / engine_sentence.max(1e-9),
         naive_sentence_ms,
         mcp_round_trip_ms,
+        mcp_round_trip_after_idle_ms,
         mcp_server_peak_rss_mb,
         semantic,
         synth,
@@ -888,10 +901,13 @@ pub fn render(report: &Report) -> String {
         if let Some(m) = &s.mcp_round_trip_ms {
             let _ = writeln!(
                 out,
-                "MCP discover_agents round trip ({} calls): p50 {:.3} ms, p95 {:.3} ms; server peak RSS {}",
+                "MCP discover_agents round trip ({} calls): p50 {:.3} ms, p95 {:.3} ms; after idle p50 {}; server peak RSS {}",
                 m.n,
                 m.p50,
                 m.p95,
+                s.mcp_round_trip_after_idle_ms
+                    .as_ref()
+                    .map_or("n/a".into(), |i| format!("{:.3} ms", i.p50)),
                 s.mcp_server_peak_rss_mb
                     .map_or("n/a".into(), |r| format!("{r:.0} MB"))
             );
