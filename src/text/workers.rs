@@ -95,3 +95,34 @@ impl Workers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// The job runs on the caller and on the worker, and the worker runs it with every CPU the
+    /// process may use: the limit set before waking it is lifted.
+    #[test]
+    fn a_worker_runs_beside_the_caller_without_a_limit() {
+        let workers = Workers::start(1).expect("a worker thread");
+        let runs = AtomicUsize::new(0);
+        let limited = AtomicUsize::new(0);
+        let job = || {
+            runs.fetch_add(1, Ordering::Relaxed);
+            let cpus = sched_getaffinity(None).expect("this thread's CPUs");
+            if cpus != workers.allowed {
+                limited.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        for round in 1..=20 {
+            workers.run_beside(1, &job);
+            assert_eq!(runs.load(Ordering::Relaxed), 2 * round);
+        }
+        assert_eq!(limited.load(Ordering::Relaxed), 0);
+        // A worker that was asked for more helpers than it has still runs once a call.
+        workers.run_beside(5, &job);
+        assert_eq!(runs.load(Ordering::Relaxed), 42);
+    }
+}
