@@ -14,7 +14,7 @@ use crate::catalog::Catalog;
 use crate::embed::{EmbedError, Embedder, Vectors};
 use crate::library::{Definition, KeySet, Kind};
 use crate::registry::{Matching, Registry, RegistryError};
-use crate::text::{TextError, TextIndex};
+use crate::text::{TextError, TextIndex, Wanted};
 
 /// Structured filters; each one narrows, none is required.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
@@ -301,8 +301,7 @@ pub(crate) fn run(
     let shown = analyzed.said.iter().cloned().chain(corrected).collect();
     let mut collapse = Collapser {
         catalog,
-        text,
-        wanted,
+        wanted: text.wanted(wanted),
         shown,
         limit: query.limit,
         seen: HashSet::new(),
@@ -414,9 +413,8 @@ fn fetch_size(limit: usize, catalog: &Catalog) -> usize {
 /// Keeps the first (best) hit of each copy group, skipping definitions that lost a name clash.
 struct Collapser<'a> {
     catalog: &'a Catalog,
-    text: &'a TextIndex,
     /// Query terms (stems), for `Hit::matched`.
-    wanted: Vec<String>,
+    wanted: Wanted,
     /// How each of `wanted` is shown: the request's own word for it.
     shown: Vec<String>,
     limit: usize,
@@ -452,16 +450,16 @@ impl Collapser<'_> {
         let matched = if self.wanted.is_empty() {
             Vec::new()
         } else {
-            let routing = [
-                canonical.name.replace('-', " "),
-                canonical.description.clone(),
-                canonical.capabilities.join(" "),
-                canonical.tags.join(" "),
-                canonical.use_when.join(" "),
-            ]
-            .join(" ");
-            self.text
-                .present(&self.wanted, &routing)
+            // Words are cut at every character that is not alphanumeric, so the name's hyphens
+            // and the gaps between list items need no joining.
+            let routing = [&canonical.name, &canonical.description]
+                .into_iter()
+                .chain(&canonical.capabilities)
+                .chain(&canonical.tags)
+                .chain(&canonical.use_when)
+                .map(String::as_str);
+            self.wanted
+                .present(routing)
                 .into_iter()
                 .map(|i| self.shown[i].clone())
                 .collect()

@@ -6,6 +6,7 @@
 //! short fields (name, description, tags, use-when) and replaced by its nearest terms within a
 //! small edit distance; those terms are then scored by BM25 like any other, at a discount.
 
+mod matched;
 mod max_score;
 mod workers;
 
@@ -22,6 +23,7 @@ use tantivy::tokenizer::{
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use crate::library::{BodyText, Definition, KeySet};
+pub(crate) use matched::Wanted;
 use max_score::Clause;
 
 const ANALYZER: &str = "en";
@@ -378,6 +380,11 @@ impl TextIndex {
         Ok(())
     }
 
+    /// `stems`, made by this index's analyzer, ready to be found in each hit's text.
+    pub fn wanted(&self, stems: Vec<String>) -> Wanted {
+        Wanted::new(stems, self.analyzer.clone())
+    }
+
     /// Each distinct stem of `words`, in order, with the first of them that gave it.
     fn stems_of(&self, words: &[String]) -> Vec<(String, String)> {
         let mut stemmer = self.analyzer.clone();
@@ -394,62 +401,6 @@ impl TextIndex {
         }
         out
     }
-
-    /// The places in `wanted` (stems) of those that occur in `text`, ascending. Called for
-    /// every hit shown, so it stems only the words that could produce a wanted stem, one at a
-    /// time with nothing collected, and stops once every stem is found. The English stemmer
-    /// rewrites only a word's ending: all of a stem but its last character begins the word, but
-    /// for three exceptions (`head`; a test holds every word of the shipped library and every
-    /// exceptional form of the stemmer to that), so a word that begins with no such head is
-    /// skipped unstemmed. Words are cut as the analyzer's tokenizer cuts them (at every
-    /// character that is not alphanumeric), and an ASCII word is held to the heads byte by byte,
-    /// ignoring case, before any analysis: lowercasing and filtering every word cost more than
-    /// the test (at 100k, `matched` for a two-word query's hits 41 -> 29 us, a sentence's
-    /// 77 -> 62).
-    pub fn present(&self, wanted: &[String], text: &str) -> Vec<usize> {
-        let heads: Vec<&[u8]> = wanted.iter().map(|w| head(w).as_bytes()).collect();
-        // The analyzer lowercases an ASCII word to ASCII; any other word is stemmed to be sure.
-        let could_match = |word: &str| {
-            !word.is_ascii()
-                || heads.iter().any(|h| {
-                    word.as_bytes()
-                        .get(..h.len())
-                        .is_some_and(|start| start.eq_ignore_ascii_case(h))
-                })
-        };
-        let mut found = vec![false; wanted.len()];
-        let mut stemmer = self.analyzer.clone();
-        for word in text.split(|c: char| !c.is_alphanumeric()) {
-            if word.is_empty() || !could_match(word) {
-                continue;
-            }
-            let mut stem = stemmer.token_stream(word);
-            while stem.advance() {
-                for (w, found) in wanted.iter().zip(found.iter_mut()) {
-                    *found |= *w == stem.token().text;
-                }
-            }
-            if !found.contains(&false) {
-                break;
-            }
-        }
-        (0..wanted.len()).filter(|&i| found[i]).collect()
-    }
-}
-
-/// Stems of the English (Porter2) stemmer's exceptional forms that do not keep their word's
-/// beginning: "dying", "lying" and "tying" become "die", "lie" and "tie". Every other rule, and
-/// every other exception, rewrites only a word's ending.
-const REWRITTEN: [&str; 3] = ["die", "lie", "tie"];
-
-/// What any word that stems to `stem` begins with: all of it but its last character (two for
-/// `REWRITTEN`).
-fn head(stem: &str) -> &str {
-    let rewritten = usize::from(REWRITTEN.contains(&stem));
-    stem.char_indices()
-        .rev()
-        .nth(rewritten)
-        .map_or("", |(i, _)| &stem[..i])
 }
 
 /// The tokens `analyzer` makes of `text`, in order of first appearance, without repeats.
@@ -604,61 +555,6 @@ mod tests {
         assert!(!within("docker", "python", 1));
     }
     use crate::library::formats::{Location, parse_file};
-
-    /// What `present` skips words by: a word begins with its stem's head, for every word of the
-    /// shipped library and every exceptional form of the English (Porter2) stemmer.
-    #[test]
-    fn a_word_begins_with_its_stems_head() {
-        let text = TextIndex::open(None).unwrap();
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut contents = vec![
-            "skis skies dying lying tying idly gently ugly early only singly news howe atlas \
-             cosmos bias andes inning outing canning herring earring proceed exceed succeed"
-                .to_string(),
-        ];
-        for dir in ["agents", "skills", "commands"] {
-            for entry in ignore::Walk::new(root.join(dir)).flatten() {
-                contents.extend(std::fs::read_to_string(entry.path()));
-            }
-        }
-        let mut words = 0;
-        for content in &contents {
-            for word in tokens(&text.word_analyzer, content) {
-                for stem in tokens(&text.analyzer, &word) {
-                    assert!(word.starts_with(head(&stem)), "{word} -> {stem}");
-                    words += 1;
-                }
-            }
-        }
-        assert!(words > 10_000, "only {words} words read");
-        assert_eq!((head("die"), head("dies"), head("a")), ("d", "die", ""));
-    }
-
-    #[test]
-    fn present_finds_exactly_what_stemming_everything_finds() {
-        let text = TextIndex::open(None).unwrap();
-        let routing = "Dying skies, running generously: Ugly early-only builds; the Kubernetes \
-                       operators reviewed 3 pull-requests in Zürich";
-        let all = tokens(&text.analyzer, routing);
-        let mut wanted = all.clone();
-        wanted.extend([
-            "absent".to_string(),
-            "kubernet".to_string(),
-            "run".to_string(),
-        ]);
-        let expected: Vec<usize> = (0..wanted.len())
-            .filter(|&i| all.contains(&wanted[i]))
-            .collect();
-        assert_eq!(text.present(&wanted, routing), expected);
-        let found: Vec<&str> = expected.iter().map(|&i| wanted[i].as_str()).collect();
-        assert!(found.contains(&"die") && found.contains(&"sky"));
-
-        // Without a stem of one character ("3"), whose empty head begins every word, each word
-        // is tested against the heads.
-        // "Kubernetes" is held to the head "kuberne" whatever its case.
-        let wanted = ["die", "sky", "zürich", "absent", "oper", "kubernet"].map(String::from);
-        assert_eq!(text.present(&wanted, routing), [0, 1, 2, 4, 5]);
-    }
 
     /// An in-memory index of agent files, given as (name, file text); their keys in order.
     fn index(files: &[(String, String)]) -> (TextIndex, Vec<u64>) {
