@@ -8,15 +8,18 @@
 //! Finally it starts `orchestr8 serve` on the library and times `discover_agents` over stdio,
 //! which is what an MCP client actually waits for.
 
+mod mcp_client;
+mod render;
+
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::{Value, json};
+
+pub use mcp_client::McpClient;
+pub use render::render;
 
 use crate::embed::Embedder;
 use crate::synth::{self, SynthError, SynthReport, Vocabulary};
@@ -29,9 +32,6 @@ const NAIVE_QUERIES: usize = 100;
 /// `discover_agents` calls timed per size, after a few untimed ones.
 pub const MCP_CALLS: usize = 200;
 const MCP_WARMUP: usize = 10;
-/// A 100k library takes the server a few seconds to open; a call answers in milliseconds.
-const MCP_OPEN_TIMEOUT: Duration = Duration::from_secs(300);
-const MCP_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Query generators are seeded apart from the library's own streams.
 const QUERY_STREAM: u64 = 0x5155_4552_5900;
 
@@ -647,279 +647,6 @@ pub fn dir_size(dir: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
-}
-
-/// A minimal MCP client over stdio: raw JSON-RPC lines, so what is timed is the server and the
-/// pipe, not a client library.
-pub struct McpClient {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-    next_id: u64,
-}
-
-impl McpClient {
-    /// Starts `binary serve --dir library --no-semantic` with its index in `index_dir` (so it
-    /// reopens the index the bench built instead of building its own) and completes the
-    /// handshake. BM25 alone, as the bench's own engine ranks: with the embedding model the
-    /// server would first embed every definition the bench's index lacks vectors for, and the
-    /// round trip would time another ranking than the query classes.
-    pub fn spawn(binary: &Path, library: &Path, index_dir: &Path) -> Result<McpClient, BenchError> {
-        let mut child = Command::new(binary)
-            .arg("serve")
-            .arg("--no-semantic")
-            .arg("--dir")
-            .arg(library)
-            .env("ORCHESTR8_INDEX_DIR", index_dir)
-            .env_remove("ORCHESTR8_DIRS")
-            .env("ORCHESTR8_LOG", "error")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(io(format!("start {} serve", binary.display())))?;
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(BenchError::Mcp("the server's stdio was not piped".into()));
-        };
-        // A reader thread, so a server that stops answering is a timeout, not a hang.
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut client = McpClient {
-            child,
-            stdin,
-            lines,
-            next_id: 0,
-        };
-        client.request(
-            "initialize",
-            json!({
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": { "name": "orchestr8-bench", "version": env!("CARGO_PKG_VERSION") }
-            }),
-            MCP_OPEN_TIMEOUT,
-        )?;
-        client.send(&json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }))?;
-        Ok(client)
-    }
-
-    /// One `discover_agents` call; returns the time from writing the request to reading its
-    /// answer.
-    pub fn discover(&mut self, query: &str) -> Result<Duration, BenchError> {
-        let started = Instant::now();
-        self.request(
-            "tools/call",
-            json!({ "name": "discover_agents", "arguments": { "query": query } }),
-            MCP_CALL_TIMEOUT,
-        )?;
-        Ok(started.elapsed())
-    }
-
-    /// The server process's peak resident set (VmHWM), Linux only.
-    pub fn peak_rss_bytes(&self) -> Option<u64> {
-        peak_rss_of(&self.child.id().to_string())
-    }
-
-    fn send(&mut self, message: &Value) -> Result<(), BenchError> {
-        let mut line = message.to_string();
-        line.push('\n');
-        self.stdin
-            .write_all(line.as_bytes())
-            .and_then(|_| self.stdin.flush())
-            .map_err(io("write to the MCP server"))
-    }
-
-    fn request(
-        &mut self,
-        method: &str,
-        params: Value,
-        timeout: Duration,
-    ) -> Result<Value, BenchError> {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }))?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).map_err(|e| {
-                BenchError::Mcp(match e {
-                    mpsc::RecvTimeoutError::Timeout => {
-                        format!("no answer to `{method}` within {} s", timeout.as_secs())
-                    }
-                    mpsc::RecvTimeoutError::Disconnected => {
-                        format!("the server exited before answering `{method}`")
-                    }
-                })
-            })?;
-            let Ok(message) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if message.get("id").and_then(Value::as_u64) != Some(id) {
-                continue; // a notification or a request from the server
-            }
-            if let Some(error) = message.get("error") {
-                return Err(BenchError::Mcp(format!("`{method}` failed: {error}")));
-            }
-            return Ok(message.get("result").cloned().unwrap_or(Value::Null));
-        }
-    }
-}
-
-impl Drop for McpClient {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The human-readable report: one compact block per size.
-pub fn render(report: &Report) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "orchestr8 bench: seed {}, {} queries per class, {} threads, vocabulary {} words ({} tokens)",
-        report.seed,
-        report.queries_per_class,
-        report.threads,
-        report.vocabulary_words,
-        report.vocabulary_tokens
-    );
-    let _ = writeln!(
-        out,
-        "{}",
-        match report.model_load_ms {
-            Some(ms) =>
-                format!("embedding model loaded in {ms:.0} ms: semantic fusion measured too"),
-            None => "no embedding model (or --no-semantic): BM25 alone".to_string(),
-        }
-    );
-    for s in &report.sizes {
-        let _ = writeln!(
-            out,
-            "\n== {} files ({:.1} MB): {} definitions served, {} diagnostics ({} copies, {} broken)",
-            s.count,
-            s.synth.bytes as f64 / 1e6,
-            s.definitions,
-            s.diagnostics,
-            s.synth.copies,
-            s.synth.expected_diagnostics()
-        );
-        let rss = match (s.peak_rss_build_mb, s.peak_rss_serve_mb) {
-            (Some(build), Some(serve)) => format!(
-                "{:.0} MB{} (build {build:.0}, serve {serve:.0})",
-                build.max(serve),
-                if s.peak_rss_reset { "" } else { "*" }
-            ),
-            _ => "n/a".into(),
-        };
-        let _ = writeln!(
-            out,
-            "build {:.2} s ({:.0} files/s)   reopen to first answer {:.1} ms{}   index {:.1} MB   peak RSS {rss}",
-            s.build_s,
-            s.files_per_s,
-            s.reopen_ms,
-            if s.reopen_parsed > 0 {
-                format!(" (re-read {} files!)", s.reopen_parsed)
-            } else {
-                String::new()
-            },
-            s.index_mb,
-        );
-        let _ = writeln!(
-            out,
-            "{:<16} {:>8} {:>8} {:>8} {:>8}   {:>8} {:>8}",
-            "query ms", "p50", "p95", "p99", "max", "idle p50", "idle p99"
-        );
-        for c in &s.queries_ms {
-            let _ = writeln!(
-                out,
-                "{:<16} {:>8.3} {:>8.3} {:>8.3} {:>8.3}   {:>8.3} {:>8.3}{}",
-                c.class.name(),
-                c.ms.p50,
-                c.ms.p95,
-                c.ms.p99,
-                c.ms.max,
-                c.after_idle_ms.p50,
-                c.after_idle_ms.p99,
-                if c.empty > 0 {
-                    format!("  ({} of {} empty)", c.empty, c.ms.n)
-                } else {
-                    String::new()
-                }
-            );
-        }
-        for (label, l) in [
-            ("load us cold", &s.load_cold_us),
-            ("load us cached", &s.load_cached_us),
-        ] {
-            let _ = writeln!(
-                out,
-                "{label:<16} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
-                l.p50, l.p95, l.p99, l.max
-            );
-        }
-        let _ = writeln!(
-            out,
-            "naive scan of descriptions, sentence p50 {:.3} ms: the engine is {:.1}x faster",
-            s.naive_sentence_ms.p50, s.speedup_sentence
-        );
-        if let Some(sem) = &s.semantic {
-            let _ = writeln!(
-                out,
-                "semantic on: embedding every definition {:.1} s; query ms (p50 off -> on, then on p95 p99 max, idle p50)",
-                sem.embed_build_s
-            );
-            for c in &sem.queries_ms {
-                let off = s
-                    .queries_ms
-                    .iter()
-                    .find(|o| o.class == c.class)
-                    .map_or(f64::NAN, |o| o.ms.p50);
-                let _ = writeln!(
-                    out,
-                    "{:<16} {:>8.3} -> {:>8.3} {:>8.3} {:>8.3} {:>8.3}   {:>8.3}",
-                    c.class.name(),
-                    off,
-                    c.ms.p50,
-                    c.ms.p95,
-                    c.ms.p99,
-                    c.ms.max,
-                    c.after_idle_ms.p50
-                );
-            }
-        }
-        if let Some(m) = &s.mcp_round_trip_ms {
-            let _ = writeln!(
-                out,
-                "MCP discover_agents round trip ({} calls): p50 {:.3} ms, p95 {:.3} ms; after idle p50 {}; server peak RSS {}",
-                m.n,
-                m.p50,
-                m.p95,
-                s.mcp_round_trip_after_idle_ms
-                    .as_ref()
-                    .map_or("n/a".into(), |i| format!("{:.3} ms", i.p50)),
-                s.mcp_server_peak_rss_mb
-                    .map_or("n/a".into(), |r| format!("{r:.0} MB"))
-            );
-        }
-    }
-    if report.sizes.iter().any(|s| !s.peak_rss_reset) {
-        let _ = writeln!(
-            out,
-            "\n* the peak could not be reset between sizes: it includes earlier sizes and synth"
-        );
-    }
-    out
 }
 
 #[cfg(test)]
