@@ -51,9 +51,10 @@ impl Wanted {
         let mut every_word = false;
         let mut keyed = Vec::with_capacity(stems.len());
         for (i, stem) in stems.iter().enumerate() {
-            match head(stem).as_bytes().first() {
+            let head = head(stem);
+            match head.as_bytes().first() {
                 None => every_word = true,
-                Some(&first) if first.is_ascii() => keyed.push((first, i, head(stem).len())),
+                Some(&first) if first.is_ascii() => keyed.push((first, i, head.len())),
                 // Only a word that is not ASCII can begin so, and such words are always stemmed.
                 Some(_) => {}
             }
