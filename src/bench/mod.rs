@@ -12,6 +12,7 @@ mod mcp_client;
 mod render;
 
 use std::collections::HashSet;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -235,6 +236,12 @@ pub struct SizeReport {
     pub reopen_ms: f64,
     /// Files the reopen read again; anything but 0 means the manifest did not hold.
     pub reopen_parsed: usize,
+    /// `Engine::open` after a line was appended to one served definition, at the end of the
+    /// run: what a live server's reload or the next process pays after an edit (the text index
+    /// is rewritten into one segment; see `TextWriter::commit`). `None` when nothing was served.
+    pub refresh_ms: Option<f64>,
+    /// Files that refresh read again; anything but 1 means it missed the edit or read more.
+    pub refresh_parsed: Option<usize>,
     pub queries_ms: Vec<ClassLatency>,
     /// First `Engine::load` of each of n distinct names after the reopen (the engine's cache is
     /// empty; the OS page cache is warm, as the files were just written).
@@ -478,7 +485,23 @@ fn run_size(
                 )
             }
         };
+    let edited = engine.definitions().next().map(|d| d.path);
     drop(engine);
+
+    let refresh = match edited {
+        None => None,
+        Some(edited) => {
+            progress(&format!("{count}: refreshing after one edit"));
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&edited)
+                .and_then(|mut file| file.write_all(b"\nEdited for the refresh benchmark.\n"))
+                .map_err(io(format!("append to {}", edited.display())))?;
+            let started = Instant::now();
+            let engine = Engine::open(&config)?;
+            Some((started.elapsed(), engine.stats().parsed))
+        }
+    };
 
     Ok(SizeReport {
         count,
@@ -488,6 +511,8 @@ fn run_size(
         files_per_s: synth.files as f64 / build.as_secs_f64().max(1e-9),
         reopen_ms: reopen.as_secs_f64() * 1e3,
         reopen_parsed,
+        refresh_ms: refresh.map(|(took, _)| took.as_secs_f64() * 1e3),
+        refresh_parsed: refresh.map(|(_, parsed)| parsed),
         queries_ms,
         load_cold_us: Latency::of(&mut cold, 1e6),
         load_cached_us: Latency::of(&mut cached, 1e6),

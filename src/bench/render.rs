@@ -56,6 +56,16 @@ pub fn render(report: &Report) -> String {
             },
             s.index_mb,
         );
+        if let (Some(ms), Some(parsed)) = (s.refresh_ms, s.refresh_parsed) {
+            let _ = writeln!(
+                out,
+                "refresh after one edit {ms:.1} ms{}",
+                match parsed {
+                    1 => String::new(),
+                    n => format!(" (re-read {n} files!)"),
+                },
+            );
+        }
         let _ = writeln!(
             out,
             "{:<16} {:>8} {:>8} {:>8} {:>8}   {:>8} {:>8}",
