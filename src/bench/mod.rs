@@ -5,8 +5,9 @@
 //! reopens it as a new process would, and times every query class the faces send, definition
 //! loads, and a naive linear scan as the baseline the engine must beat. Queries come from the
 //! same real vocabulary as the library, so their terms are as common or as rare as real ones.
-//! Finally it starts `orchestr8 serve` on the library and times `discover_agents` over stdio,
-//! which is what an MCP client actually waits for.
+//! Then it starts `orchestr8 serve` on the library and times `discover_agents` over stdio,
+//! which is what an MCP client actually waits for, and last it edits one definition and times
+//! the refresh that follows.
 
 mod mcp_client;
 mod render;
