@@ -75,6 +75,13 @@ const MAX_QUERY_TERMS: usize = 64;
 /// At most this many unknown words are corrected per query; each costs a vocabulary scan.
 const MAX_CORRECTIONS: usize = 8;
 
+/// The shortest stem corrected. At this length only a stem with a single neighbour is: a
+/// four-letter word the library lacks is as often a real word as a typo, and then it has
+/// several ("prod": pod, prop; "wont": font, want, went; "yell": tell, well), each a guess
+/// that pulls in unrelated definitions, while a plural acronym the stemmer keeps ("vpcs") has
+/// one ("vpc").
+const CORRECTED_FROM: usize = 4;
+
 /// A corrected term scores this share of an exact one: the user may have meant something else.
 const CORRECTION_WEIGHT: f32 = 0.7;
 
@@ -486,10 +493,11 @@ impl TextIndex {
     }
 
     /// Index terms within one edit of `stem` (two for long words), transpositions counted as one
-    /// edit; at most three, closest first. Short stems are not corrected: too many neighbours.
+    /// edit; at most three, closest first. Stems under `CORRECTED_FROM` letters are not
+    /// corrected (too many neighbours), nor one of `CORRECTED_FROM` with more than one.
     fn nearest_terms(&self, stem: &str) -> Vec<String> {
         let len = stem.chars().count();
-        if len < 4 {
+        if len < CORRECTED_FROM {
             return Vec::new();
         }
         let max = if len >= 8 { 2 } else { 1 };
@@ -504,6 +512,9 @@ impl TextIndex {
                 (d <= max).then_some((d, term))
             })
             .collect();
+        if len == CORRECTED_FROM && found.len() > 1 {
+            return Vec::new();
+        }
         found.sort();
         found.into_iter().take(3).map(|(_, t)| t.clone()).collect()
     }
@@ -639,6 +650,29 @@ mod tests {
         assert_eq!(name_weight(1), 1.0);
         assert_eq!(name_weight(2), 1.0);
         assert_eq!(name_weight(8), 0.5);
+    }
+
+    #[test]
+    fn a_four_letter_word_is_corrected_only_to_its_single_neighbour() {
+        let (text, _) = index(&[
+            agent("network-engineer", "Peers VPC networks.", ""),
+            agent("font-loader", "Loads a font and a prop.", ""),
+            agent("pod-tuner", "Tunes each pod; want it?", ""),
+        ]);
+        let corrected = |query: &str| text.analyze(query).corrections;
+        // The stemmer keeps the plural of an acronym: one neighbour, a likely typo.
+        assert_eq!(
+            corrected("VPCs"),
+            [("vpcs".to_string(), vec!["vpc".to_string()])]
+        );
+        // A word the library lacks with several neighbours is left alone.
+        assert!(corrected("prod").is_empty()); // pod, prop
+        assert!(corrected("wont").is_empty()); // font, want
+        // Longer words are corrected to their nearest terms.
+        assert_eq!(
+            corrected("netwrok"),
+            [("netwrok".to_string(), vec!["network".to_string()])]
+        );
     }
 
     /// An index of `count` agents whose bodies all say "review"; only the first one's
