@@ -8,6 +8,7 @@
 
 mod matched;
 mod max_score;
+mod stem_memo;
 mod workers;
 
 use std::collections::{BTreeMap, HashSet};
@@ -20,12 +21,14 @@ use tantivy::schema::{
 };
 use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
+    TokenFilter,
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, SegmentMeta, TantivyDocument, Term};
 
 use crate::library::{BodyText, Definition, KeySet};
 pub(crate) use matched::Wanted;
 use max_score::Clause;
+use stem_memo::MemoStemmer;
 
 const ANALYZER: &str = "en";
 /// The u64 field holding each document's definition key, indexed for deletes and fast for hits.
@@ -273,12 +276,22 @@ fn word_analyzer() -> TextAnalyzer {
         .build()
 }
 
+/// The analyzer of the stemmed fields, for requests.
 fn analyzer() -> TextAnalyzer {
+    stemming_analyzer(Stemmer::new(Language::English))
+}
+
+/// The same analyzer for indexing, its stems remembered (`stem_memo`).
+fn indexing_analyzer() -> TextAnalyzer {
+    stemming_analyzer(MemoStemmer)
+}
+
+fn stemming_analyzer(stemmer: impl TokenFilter) -> TextAnalyzer {
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(40))
         .filter(LowerCaser)
         .filter(StopWordFilter::new(Language::English).expect("tantivy ships English stop words"))
-        .filter(Stemmer::new(Language::English))
+        .filter(stemmer)
         .build()
 }
 
@@ -304,7 +317,7 @@ impl TextIndex {
                 }
             }
         };
-        index.tokenizers().register(ANALYZER, analyzer());
+        index.tokenizers().register(ANALYZER, indexing_analyzer());
         index.tokenizers().register(WORDS, word_analyzer());
         let reader = index
             .reader_builder()
