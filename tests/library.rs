@@ -49,7 +49,7 @@ fn validates_without_errors_or_warnings() {
 fn agents_are_complete() {
     let engine = shipped();
     let agents = of_kind(&engine, Kind::Agent);
-    assert_eq!(agents.len(), 78);
+    assert_eq!(agents.len(), 79);
     let categories: BTreeSet<&str> = agents
         .iter()
         .filter_map(|a| a.category.as_deref())
