@@ -335,6 +335,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 if result.results.is_empty() {
                     writeln!(out, "no results")?;
                 }
+                if !result.plan.unknown.is_empty() {
+                    writeln!(
+                        out,
+                        "no definition mentions: {}",
+                        result.plan.unknown.join(", ")
+                    )?;
+                }
                 for (i, hit) in result.results.iter().enumerate() {
                     let place = hit
                         .category

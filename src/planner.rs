@@ -83,6 +83,9 @@ pub struct Plan {
     pub terms: Vec<String>,
     /// Unknown query words and the index terms used instead.
     pub corrections: Vec<Correction>,
+    /// Words of the request no definition holds, nor a near spelling of them: the ranking
+    /// rests on the others (see `AnalyzedQuery::unknown`).
+    pub unknown: Vec<String>,
     /// Definitions passing the filters (DuckDB count), when there are filters.
     pub filter_matches: Option<u64>,
     /// At least this many definitions match some query term.
@@ -391,6 +394,7 @@ pub(crate) fn run(
                 replaced_by: near.clone(),
             })
             .collect(),
+        unknown: analyzed.unknown.clone(),
         filter_matches,
         text_matches_at_least: text_estimate,
         candidates,

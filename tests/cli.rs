@@ -148,6 +148,19 @@ fn plain_language_and_typos_find_the_right_agent() {
     assert_eq!(plan["corrections"][0]["word"], "terrafrom");
     assert_eq!(plan["corrections"][0]["replaced_by"][0], "terraform");
 
+    // A word nothing in the library mentions, and no near spelling, is named, not ignored
+    // in silence: the hits rest on the other words.
+    let out = s.run(&["--dir", &cc, "search", "terraform modules in Pulumi"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("no definition mentions: pulumi\n"),
+        "{text}"
+    );
+    assert!(text.contains("terraform-engineer"), "{text}");
+    let plan = &s.json(&["--dir", &cc, "search", "terraform modules in Pulumi"])["plan"];
+    assert_eq!(plan["unknown"], serde_json::json!(["pulumi"]));
+
     // Why a hit matched is said in the request's own words, not in stems ("review").
     let v5 = dir("v5");
     let found = s.json(&[

@@ -150,6 +150,7 @@ pub struct ListOut {
     pub results: Vec<Entry>,
     /// Entries left out to stay within max_tokens.
     pub omitted: usize,
+    /// Said when nothing matched, or naming the request's words that no definition mentions.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "String")]
     pub note: Option<String>,
@@ -260,6 +261,13 @@ fn respond<T: Serialize>(text: String, value: &T) -> Result<CallToolResult, Stri
     Ok(result)
 }
 
+/// Words of the request that nothing in the library mentions: when one names a technology
+/// ("Elixir"), the calling model learns that no definition covers it, rather than trusting a
+/// list ranked on the request's other words.
+fn unknown_note(words: &[String]) -> Option<String> {
+    (!words.is_empty()).then(|| format!("no definition mentions: {}", words.join(", ")))
+}
+
 fn limit(given: Option<u32>) -> usize {
     given.map_or(DEFAULT_LIMIT, |l| (l as usize).clamp(1, MAX_LIMIT))
 }
@@ -299,11 +307,16 @@ impl Server {
             };
             let engine = self.engine();
             let found = engine.search(&query).map_err(error_text)?;
+            let unknown = unknown_note(&found.plan.unknown);
             let entries: Vec<Entry> = found.results.into_iter().map(entry_of_hit).collect();
-            let note = entries.is_empty().then(|| {
-                "nothing matched; try other words, fewer filters, or discover_agents_by_role"
-                    .to_string()
-            });
+            let note = if entries.is_empty() {
+                Some(format!(
+                    "nothing matched{}; try other words, fewer filters, or discover_agents_by_role",
+                    unknown.map_or(String::new(), |u| format!(" ({u})"))
+                ))
+            } else {
+                unknown
+            };
             let (results, omitted, mut text) = trim(
                 entries,
                 args.max_tokens.map_or(DEFAULT_MAX_TOKENS, |t| t as usize),

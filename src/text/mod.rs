@@ -194,6 +194,11 @@ pub struct AnalyzedQuery {
     pub words: Vec<String>,
     /// Unknown stem -> the index terms used in its place.
     pub corrections: Vec<(String, Vec<String>)>,
+    /// Words of the request (lowercased, each beginning with a letter) that no field of any
+    /// definition holds, by stem or by a near spelling: the ranking rests on the other words.
+    /// A request for an Elixir LiveView form otherwise ranks whatever mentions "form" with no
+    /// sign that nothing in the library knows Elixir.
+    pub unknown: Vec<String>,
     /// Largest document frequency among the query's terms: a lower bound on how many
     /// documents the text side matches, used by the planner.
     pub max_doc_freq: u64,
@@ -447,6 +452,15 @@ impl TextIndex {
     }
 }
 
+/// Whether a word the library lacks is worth telling the caller about: not a number or a code
+/// that begins with a digit ("3", "502s") and not a common English word. The analyzer drops only Lucene's 33 stop words (more lost relevance, see
+/// benches/README.md), so "my" or "besides" reach this point; the 1,298 words of the ISO
+/// English stop list (`stop-words`) are left unsaid.
+fn is_telling(word: &str) -> bool {
+    word.starts_with(|c: char| c.is_alphabetic())
+        && !stop_words::get(stop_words::LANGUAGE::English).contains(&word)
+}
+
 /// The tokens `analyzer` makes of `text`, in order of first appearance, without repeats.
 fn tokens(analyzer: &TextAnalyzer, text: &str) -> Vec<String> {
     let mut analyzer = analyzer.clone();
@@ -494,12 +508,15 @@ impl TextIndex {
                 out.said.push(word);
                 continue;
             }
-            if out.corrections.len() >= MAX_CORRECTIONS {
-                continue;
-            }
-            let near = self.nearest_terms(&stem);
+            let near = if out.corrections.len() < MAX_CORRECTIONS {
+                self.nearest_terms(&stem)
+            } else {
+                Vec::new()
+            };
             if !near.is_empty() {
                 out.corrections.push((stem, near));
+            } else if is_telling(&word) {
+                out.unknown.push(word);
             }
         }
         out
@@ -686,6 +703,24 @@ mod tests {
             corrected("netwrok"),
             [("netwrok".to_string(), vec!["network".to_string()])]
         );
+    }
+
+    #[test]
+    fn words_no_definition_holds_are_reported_unknown() {
+        let (text, _) = index(&[
+            agent(
+                "form-builder",
+                "Builds web forms.",
+                "Forms that do not update.",
+            ),
+            agent("network-engineer", "Peers VPC networks.", ""),
+        ]);
+        let q = text.analyze("My Elixir LiveView forms not updating on 3 nodes, netwrok 502s");
+        assert_eq!(q.unknown, ["elixir", "liveview", "nodes"]);
+        // Known words are searched; a near spelling is a correction, not unknown; a common
+        // word ("my") or one that begins with a digit is no missing specialist.
+        assert_eq!(q.stems, ["form", "updat"]);
+        assert_eq!(q.corrections.len(), 1);
     }
 
     /// An index of `count` agents whose bodies all say "review"; only the first one's

@@ -97,6 +97,25 @@ def test_every_tool_answers_with_names(server, mode):
     run(session())
 
 
+def test_words_no_definition_mentions_are_named(server):
+    async def session():
+        async with client(server, "legacy") as c:
+            r = await c.call_tool("discover_agents", {"query": "review the Elixir code in my pull request"})
+            data = r.structured_content
+            assert data["results"][0]["name"] == "code-reviewer"
+            assert data["note"] == "no definition mentions: elixir"
+            assert text_of(r).endswith("no definition mentions: elixir")
+
+            # Semantic search may still offer something; either way the words are named.
+            r = await c.call_tool("discover_agents", {"query": "Elixir Haskell"})
+            assert "no definition mentions: elixir, haskell" in r.structured_content["note"]
+
+            r = await c.call_tool("discover_agents", {"query": "review my pull request"})
+            assert "note" not in r.structured_content
+
+    run(session())
+
+
 def test_max_tokens_trims_whole_entries(server):
     async def session():
         async with client(server, "legacy") as c:
