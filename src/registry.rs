@@ -29,8 +29,9 @@ use crate::store::TextLocation;
 /// Bump when a table, the meaning of a column, how files are parsed, the text index's schema,
 /// or the files derived from the registry change: an index written by another version is
 /// rebuilt, so no stale parse is ever served (7: `catalog.bin` and `filters.duckdb`, which a
-/// version that does not know them would leave stale beside a registry it changed).
-pub(crate) const SCHEMA_VERSION: i64 = 7;
+/// version that does not know them would leave stale beside a registry it changed; 8: the
+/// text index holds words in their American spelling, `text/spelling.rs`).
+pub(crate) const SCHEMA_VERSION: i64 = 8;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);

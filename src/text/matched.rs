@@ -21,12 +21,20 @@ use tantivy::tokenizer::TextAnalyzer;
 const REWRITTEN: [&str; 3] = ["die", "lie", "tie"];
 
 /// What any word that stems to `stem` begins with: all of it but its last character (two for
-/// `REWRITTEN`).
+/// `REWRITTEN`). A British word is stemmed in its American spelling (`spelling`), which parts
+/// from it before the stem's last character in two endings: "favourite" stems to "favorit"
+/// and "centre" to "center", so there the head stops before "rit" and "er".
 fn head(stem: &str) -> &str {
-    let rewritten = usize::from(REWRITTEN.contains(&stem));
+    let dropped = if REWRITTEN.contains(&stem) || stem.ends_with("ter") {
+        2
+    } else if stem.ends_with("orit") {
+        3
+    } else {
+        1
+    };
     stem.char_indices()
         .rev()
-        .nth(rewritten)
+        .nth(dropped - 1)
         .map_or("", |(i, _)| &stem[..i])
 }
 
@@ -139,7 +147,8 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut contents = vec![
             "skis skies dying lying tying idly gently ugly early only singly news howe atlas \
-             cosmos bias andes inning outing canning herring earring proceed exceed succeed"
+             cosmos bias andes inning outing canning herring earring proceed exceed succeed \
+             favourite favourites centre centres metre theatre behaviour catalogue memoise"
                 .to_string(),
         ];
         for dir in ["agents", "skills", "commands"] {

@@ -8,6 +8,7 @@
 
 mod matched;
 mod max_score;
+mod spelling;
 mod stem_memo;
 mod workers;
 
@@ -21,13 +22,14 @@ use tantivy::schema::{
 };
 use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
-    TokenFilter,
+    TextAnalyzerBuilder, Tokenizer,
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, SegmentMeta, TantivyDocument, Term};
 
 use crate::library::{BodyText, Definition, KeySet};
 pub(crate) use matched::Wanted;
 use max_score::Clause;
+use spelling::AmericanSpelling;
 use stem_memo::MemoStemmer;
 
 const ANALYZER: &str = "en";
@@ -281,23 +283,25 @@ fn word_analyzer() -> TextAnalyzer {
         .build()
 }
 
-/// The analyzer of the stemmed fields, for requests.
+/// The analyzer of the stemmed fields, for requests: British spellings made American
+/// (`spelling`), then stemmed.
 fn analyzer() -> TextAnalyzer {
-    stemming_analyzer(Stemmer::new(Language::English))
+    words_to_stems()
+        .filter(AmericanSpelling)
+        .filter(Stemmer::new(Language::English))
+        .build()
 }
 
-/// The same analyzer for indexing, its stems remembered (`stem_memo`).
+/// The same analyzer for indexing, each word's spelling and stem remembered (`stem_memo`).
 fn indexing_analyzer() -> TextAnalyzer {
-    stemming_analyzer(MemoStemmer)
+    words_to_stems().filter(MemoStemmer).build()
 }
 
-fn stemming_analyzer(stemmer: impl TokenFilter) -> TextAnalyzer {
+fn words_to_stems() -> TextAnalyzerBuilder<impl Tokenizer> {
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(40))
         .filter(LowerCaser)
         .filter(StopWordFilter::new(Language::English).expect("tantivy ships English stop words"))
-        .filter(stemmer)
-        .build()
 }
 
 impl TextIndex {

@@ -1,4 +1,5 @@
-//! The English stemmer for indexing, remembering the stems it has made.
+//! The English stemmer for indexing, remembering the stems it has made (of each word's American
+//! spelling, `spelling.rs`, which is remembered with it).
 //!
 //! Stemming was about 30% of a 100k build's CPU time (Snowball's suffix tables searched for every
 //! word of every body), while the words of a library repeat: most of a body's words are among a
@@ -9,17 +10,18 @@
 //! stems are the same Snowball English stems either way (a test holds the two analyzers to the
 //! same tokens).
 
-use std::borrow::Cow;
-
 use frostem::{Algorithm, Stemmer};
 use rustc_hash::FxHashMap;
 use tantivy::tokenizer::{Token, TokenFilter, TokenStream, Tokenizer};
+
+use super::spelling;
 
 /// Words an analyzer clone remembers the stem of: the synthetic 100k library uses about 9,700
 /// distinct words, the shipped library a similar number; a full table holds a few hundred KB.
 const REMEMBERED: usize = 1 << 13;
 
-/// A [`TokenFilter`] giving each (lowercased) token its Snowball English stem, as tantivy's
+/// A [`TokenFilter`] giving each (lowercased) token the Snowball English stem of its American
+/// spelling, as `spelling::AmericanSpelling` followed by tantivy's
 /// `Stemmer::new(Language::English)` does.
 #[derive(Clone, Copy)]
 pub(super) struct MemoStemmer;
@@ -70,15 +72,12 @@ impl<S: TokenStream> TokenStream for MemoStemmerStream<'_, S> {
             text.push_str(stem);
             return true;
         }
-        let stem = self.stemmer.stem(text);
+        let stem = self.stemmer.stem(&spelling::american(text)).into_owned();
         if self.stems.len() < REMEMBERED {
             self.stems
-                .insert(text.as_str().into(), stem.as_ref().into());
+                .insert(text.as_str().into(), stem.as_str().into());
         }
-        // Borrowed means the word is its own stem.
-        if let Cow::Owned(stem) = stem {
-            *text = stem;
-        }
+        *text = stem;
         true
     }
 
