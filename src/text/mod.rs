@@ -457,9 +457,10 @@ impl TextIndex {
 }
 
 /// Whether a word the library lacks is worth telling the caller about: not a number or a code
-/// that begins with a digit ("3", "502s") and not a common English word. The analyzer drops only Lucene's 33 stop words (more lost relevance, see
-/// benches/README.md), so "my" or "besides" reach this point; the 1,298 words of the ISO
-/// English stop list (`stop-words`) are left unsaid.
+/// that begins with a digit ("3", "502s") and not a common English word. The analyzer drops
+/// only Lucene's 33 stop words (larger lists lost relevance, see benches/README.md), so "my"
+/// or "besides" reach this point; the 1,298 words of the ISO English stop list (`stop-words`)
+/// are left unsaid.
 fn is_telling(word: &str) -> bool {
     word.starts_with(|c: char| c.is_alphabetic())
         && !stop_words::get(stop_words::LANGUAGE::English).contains(&word)
