@@ -12,8 +12,8 @@ use std::borrow::Cow;
 
 use tantivy::tokenizer::{Token, TokenFilter, TokenStream, Tokenizer};
 
-/// Suffix rewrites, longest first within each family, with the shortest stem they may follow
-/// and whether that stem must hold a vowel.
+/// Suffix rewrites, each before any shorter suffix it ends with (the first that matches
+/// decides), with the shortest stem they may follow and whether that stem must hold a vowel.
 const RULES: &[(&str, &str, usize, Stem)] = &[
     // organisation, optimising, memoised, serialiser: four letters before "is", so "raise",
     // "noise", "cruise" and "advise" stay as they are.
