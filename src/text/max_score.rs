@@ -69,6 +69,8 @@ pub(super) struct Clause {
     pub term: Term,
     /// Above zero, so that every posting scores above zero (`mark_scored` relies on it).
     pub boost: Score,
+    /// The document frequency its idf is computed from, when not the term's own in its field.
+    pub doc_freq: Option<u64>,
 }
 
 /// Fewest documents worth a thread of their own: below this the wake-up and the setup of a
@@ -124,15 +126,16 @@ fn top_keys_in_parts(
         }
         infos.push(row);
     }
-    // Each clause's documents over the whole index: its idf; summed, the postings a request
-    // may walk.
+    // Each clause's documents over the whole index, unless it names its own: its idf.
     let doc_freqs: Vec<u64> = (0..clauses.len())
         .map(|i| {
-            infos
-                .iter()
-                .filter_map(|row| row[i].as_ref())
-                .map(|(_, info)| u64::from(info.doc_freq))
-                .sum()
+            clauses[i].doc_freq.unwrap_or_else(|| {
+                infos
+                    .iter()
+                    .filter_map(|row| row[i].as_ref())
+                    .map(|(_, info)| u64::from(info.doc_freq))
+                    .sum()
+            })
         })
         .collect();
     let weights = bm25_weights(searcher, clauses, &doc_freqs)?;
@@ -711,6 +714,7 @@ mod tests {
                 .map(|_| Clause {
                     term: Term::from_field_text(fields[rng.usize(0..2)], &word(&mut rng)),
                     boost: [1.0, 1.5, 3.0][rng.usize(0..3)],
+                    doc_freq: None,
                 })
                 .collect();
             let only: Option<KeySet> =
