@@ -2,7 +2,7 @@
 //! rebuilding it when it cannot be trusted), re-reading only the files whose size or mtime
 //! changed, and deriving what serving reads (catalog, filter tables, text segments).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -41,7 +41,7 @@ pub(super) fn in_memory(found: &[FoundFile], config: &Config) -> Result<Refreshe
         &mut text,
         None,
         found,
-        &HashMap::new(),
+        &Manifest::default(),
         config.progress,
     )?;
     if let Some(embedder) = &config.embedder {
