@@ -23,15 +23,16 @@
 //! frequency arrays (100k, p50: a brief 3.6 -> 3.2 ms, a sentence 1.0 -> 0.9).
 //!
 //! A large library is cut into one range of documents per core, ranked at once by the calling
-//! thread and the workers (`workers.rs`), each range with its own best hits; the ranges share a
-//! floor, the highest k-th best score any of them holds, so each prunes with what the others
-//! have found.
+//! thread and the workers (`workers.rs`), each thread with its own best hits; the threads share
+//! a floor, the highest k-th best score any of them holds, so each prunes with what the others
+//! have found. A thread that finishes first takes the back half of what another has not yet
+//! reached (`Share`).
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::ops::Range;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
 
 use tantivy::columnar::Column;
 use tantivy::fastfield::AliveBitSet;
@@ -89,25 +90,33 @@ pub(super) fn top_keys(
     let threads = u32::try_from(rayon::current_num_threads())
         .unwrap_or(1)
         .max(1);
-    top_keys_in_parts(
-        searcher,
-        clauses,
-        only,
-        limit,
-        docs.div_ceil(threads).max(MIN_PART),
-    )
+    let cut = Cut {
+        part: docs.div_ceil(threads).max(MIN_PART),
+        steal: WINDOW,
+    };
+    top_keys_in_parts(searcher, clauses, only, limit, cut)
 }
 
-/// `top_keys`, with each segment cut into ranges of at most `part` documents, ranked by the
-/// calling thread and the workers (`rank_ranges`). Each range keeps its own best hits; the
-/// ranges share the best known threshold (no range's `limit`-th best can beat the global one),
-/// so one range's good hits let the others skip early.
+/// How a request's documents are shared out between threads.
+#[derive(Clone, Copy)]
+struct Cut {
+    /// Each segment is cut into ranges of at most this many documents, one per thread.
+    part: u32,
+    /// The fewest documents a thread with no range left takes from another's: the back half of
+    /// what that range has not yet claimed, once that half is at least this long.
+    steal: u32,
+}
+
+/// `top_keys`, with each segment cut into ranges as `cut` says, ranked by the calling thread
+/// and the workers (`rank_shares`). Each thread keeps its own best hits; all share the best
+/// known threshold (no thread's `limit`-th best can beat the global one), so one thread's good
+/// hits let the others skip early.
 fn top_keys_in_parts(
     searcher: &Searcher,
     clauses: &[Clause],
     only: Option<&KeySet>,
     limit: usize,
-    part: u32,
+    cut: Cut,
 ) -> tantivy::Result<Vec<(u64, Score)>> {
     let segments = searcher.segment_readers();
     // One dictionary lookup per clause and segment gives both the document frequency and the
@@ -144,22 +153,24 @@ fn top_keys_in_parts(
     // 450 of them was a tenth of a brief's time).
     let mut order: Vec<usize> = (0..clauses.len()).collect();
     order.sort_by(|&a, &b| weights[a].max_score().total_cmp(&weights[b].max_score()));
-    let ranges: Vec<(usize, Range<DocId>)> = segments
+    let part = cut.part.max(1);
+    let ranges: Vec<Arc<Share>> = segments
         .iter()
         .enumerate()
         .flat_map(|(ord, reader)| {
             let max_doc = reader.max_doc();
-            (0..max_doc.div_ceil(part.max(1)))
-                .map(move |i| (ord, i * part..max_doc.min((i + 1) * part)))
+            (0..max_doc.div_ceil(part))
+                .map(move |i| Arc::new(Share::new(ord, i * part..max_doc.min((i + 1) * part))))
         })
         .collect();
     let floor = Floor::default();
-    let rank = |(ord, docs): &(usize, Range<DocId>)| -> tantivy::Result<Best> {
-        let reader = &segments[*ord];
+    // One set of cursors per thread and segment, positioned at `start`.
+    let open = |ord: usize, start: DocId| -> tantivy::Result<Vec<TermScorer>> {
+        let reader = &segments[ord];
         let mut norms = FieldCache::default();
         let mut scorers = Vec::with_capacity(clauses.len());
         for &i in &order {
-            let Some((index, info)) = &infos[*ord][i] else {
+            let Some((index, info)) = &infos[ord][i] else {
                 continue;
             };
             let field = clauses[i].term.field();
@@ -170,23 +181,35 @@ fn top_keys_in_parts(
                 norms: norms.get(field, |f| reader.get_fieldnorms_reader(f))?,
                 weight: weights[i].clone(),
             };
-            scorer.seek(docs.start);
+            scorer.seek(start);
             scorers.push(scorer);
         }
+        Ok(scorers)
+    };
+    let rank = |share: &Share, held: Option<Cursors>, best: &mut Best| {
+        let reader = &segments[share.ord];
+        let start = share.next();
+        let mut cursors = match held {
+            Some(held) if held.ord == share.ord && held.reached <= start => held,
+            _ => Cursors {
+                ord: share.ord,
+                reached: start,
+                scorers: open(share.ord, start)?,
+            },
+        };
         let segment = Segment {
             keys: reader.fast_fields().u64(KEY)?,
-            docs: docs.clone(),
             max_doc: reader.max_doc(),
             alive: reader.alive_bitset(),
             only,
             floor: &floor,
         };
-        let mut best = Best::new(limit);
-        segment.collect(scorers, &mut best);
-        Ok(best)
+        segment.collect(&mut cursors.scorers, share, best);
+        cursors.reached = share.end();
+        Ok(cursors)
     };
     let mut best = Best::new(limit);
-    for part in rank_ranges(&ranges, rank) {
+    for part in rank_shares(&ranges, cut.steal, limit, rank) {
         for Reverse(hit) in part?.heap {
             best.push(hit);
         }
@@ -194,39 +217,169 @@ fn top_keys_in_parts(
     Ok(best.into_sorted())
 }
 
-/// Ranks every range, the calling thread and the workers each taking the next range no one has
-/// taken yet, so that a library of several segments, cut into more ranges than there are
-/// threads, keeps every thread busy until the last range.
-fn rank_ranges<'r, R>(ranges: &'r [(usize, Range<DocId>)], rank: R) -> Vec<tantivy::Result<Best>>
-where
-    R: Fn(&'r (usize, Range<DocId>)) -> tantivy::Result<Best> + Sync,
-{
-    let next = AtomicUsize::new(0);
-    let ranked: Vec<OnceLock<tantivy::Result<Best>>> =
-        ranges.iter().map(|_| OnceLock::new()).collect();
-    let take = || {
-        loop {
-            let i = next.fetch_add(1, AtomicOrdering::Relaxed);
-            let Some(range) = ranges.get(i) else {
-                return;
-            };
-            // Each place is filled once: `next` hands every range out once.
-            let _ = ranked[i].set(rank(range));
-        }
-    };
-    match workers() {
-        Some(workers) if ranges.len() > 1 => workers.run_beside(ranges.len() - 1, &take),
-        _ => take(),
-    }
-    // Every range has been taken before `take` returns on the calling thread, and ranked
-    // before the workers' runs return.
-    ranked
-        .into_iter()
-        .filter_map(OnceLock::into_inner)
-        .collect()
+/// A thread's cursors over one segment's postings; every posting before `reached` that the
+/// thread will need has been read, so they serve any later range of that segment.
+struct Cursors {
+    ord: usize,
+    reached: DocId,
+    scorers: Vec<TermScorer>,
 }
 
-/// The highest `limit`-th best score any range has reached: a lower bound on the global one.
+/// A range of one segment's documents, ranked window by window by the thread that took it.
+/// A thread with no range left takes the back half of what another has not yet claimed: the
+/// two threads of the 2-core machine often rank at different speeds (one the other's 1.7 times
+/// per posting, for the same number of postings), and halves fixed in advance left one idle
+/// while the other finished. Both ends live in one atomic word, so a claim and a split never
+/// overlap.
+struct Share {
+    ord: usize,
+    /// The first document not yet claimed (low half) and the end (high half).
+    state: AtomicU64,
+}
+
+impl Share {
+    fn new(ord: usize, docs: Range<DocId>) -> Share {
+        Share {
+            ord,
+            state: AtomicU64::new(pack(docs.start, docs.end)),
+        }
+    }
+
+    fn next(&self) -> DocId {
+        unpack(self.state.load(AtomicOrdering::Acquire)).0
+    }
+
+    fn end(&self) -> DocId {
+        unpack(self.state.load(AtomicOrdering::Acquire)).1
+    }
+
+    fn left(&self) -> u32 {
+        let (next, end) = unpack(self.state.load(AtomicOrdering::Acquire));
+        end.saturating_sub(next)
+    }
+
+    /// Claims the window that begins at `first`, or at the first unclaimed document if that
+    /// is later; None once `first` is past the end.
+    fn claim(&self, first: DocId) -> Option<Range<DocId>> {
+        let mut window = None;
+        self.state
+            .fetch_update(AtomicOrdering::AcqRel, AtomicOrdering::Acquire, |state| {
+                let (next, end) = unpack(state);
+                let start = first.max(next);
+                window = (start < end).then(|| start..start.saturating_add(WINDOW).min(end));
+                window.as_ref().map(|w| pack(w.end, end))
+            })
+            .ok()?;
+        window
+    }
+
+    /// Gives up what is left: nothing in it can enter the best hits.
+    fn close(&self) {
+        let _ = self
+            .state
+            .fetch_update(AtomicOrdering::AcqRel, AtomicOrdering::Acquire, |state| {
+                let (_, end) = unpack(state);
+                Some(pack(end, end))
+            });
+    }
+
+    /// Takes the back half of what is left, when that half holds at least `least` documents.
+    fn split(&self, least: u32) -> Option<Range<DocId>> {
+        let mut taken = None;
+        self.state
+            .fetch_update(AtomicOrdering::AcqRel, AtomicOrdering::Acquire, |state| {
+                let (next, end) = unpack(state);
+                let half = end.saturating_sub(next) / 2;
+                taken = (half >= least.max(1)).then(|| end - half..end);
+                taken.as_ref().map(|t| pack(next, t.start))
+            })
+            .ok()?;
+        taken
+    }
+}
+
+fn pack(next: DocId, end: DocId) -> u64 {
+    u64::from(next) | u64::from(end) << 32
+}
+
+fn unpack(state: u64) -> (DocId, DocId) {
+    (state as DocId, (state >> 32) as DocId)
+}
+
+/// Ranks every range, the calling thread and the workers each taking the next range no one has
+/// taken yet and then, while any is worth it, the back half of another's that lies ahead of its
+/// own cursors (`Share`), which it keeps from one range to the next. Returns each thread's best
+/// hits.
+fn rank_shares<R>(
+    ranges: &[Arc<Share>],
+    steal: u32,
+    limit: usize,
+    rank: R,
+) -> Vec<tantivy::Result<Best>>
+where
+    R: Fn(&Share, Option<Cursors>, &mut Best) -> tantivy::Result<Cursors> + Sync,
+{
+    let next = AtomicUsize::new(0);
+    // Every range, and every half taken from one since.
+    let shares = Mutex::new(ranges.to_vec());
+    let ranked = Mutex::new(Vec::new());
+    let run = || {
+        let mut best = Best::new(limit);
+        let mut held: Option<Cursors> = None;
+        let result = loop {
+            let share = match ranges.get(next.fetch_add(1, AtomicOrdering::Relaxed)) {
+                Some(range) => Arc::clone(range),
+                None => match take_half(&shares, held.as_ref(), steal) {
+                    Some(half) => half,
+                    None => break Ok(best),
+                },
+            };
+            match rank(&share, held.take(), &mut best) {
+                Ok(cursors) => held = Some(cursors),
+                Err(error) => break Err(error),
+            }
+        };
+        lock(&ranked).push(result);
+    };
+    match workers() {
+        Some(workers) if ranges.len() > 1 => workers.run_beside(ranges.len() - 1, &run),
+        _ => run(),
+    }
+    ranked.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The back half of the share with the most left ahead of `held` (in its segment, past where
+/// it reached), when that half holds at least `steal` documents.
+///
+/// Only a half the thread's own cursors can serve is taken. New cursors cost about a window's
+/// ranking to open, and a thread with none to use is often one woken late because another
+/// process holds its CPU: a half it took could keep the caller waiting for it
+/// (benches/README.md).
+fn take_half(
+    shares: &Mutex<Vec<Arc<Share>>>,
+    held: Option<&Cursors>,
+    steal: u32,
+) -> Option<Arc<Share>> {
+    let held = held?;
+    let mut shares = lock(shares);
+    let mut victims: Vec<&Arc<Share>> = shares
+        .iter()
+        .filter(|s| s.ord == held.ord && held.reached <= s.next())
+        .collect();
+    victims.sort_by_key(|s| Reverse(s.left()));
+    let half = victims.into_iter().find_map(|victim| {
+        let docs = victim.split(steal)?;
+        Some(Arc::new(Share::new(victim.ord, docs)))
+    })?;
+    shares.push(Arc::clone(&half));
+    Some(half)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The highest `limit`-th best score any thread has reached: a lower bound on the global one.
 /// Scores are never negative, and the bits of non-negative floats order as the floats do.
 #[derive(Default)]
 struct Floor(AtomicU32);
@@ -398,7 +551,6 @@ impl<T: Clone> FieldCache<T> {
 /// What ranking one range of a segment reads besides the scorers.
 struct Segment<'a> {
     keys: Column<u64>,
-    docs: Range<DocId>,
     max_doc: DocId,
     /// Deleted documents still have postings until their segment is merged.
     alive: Option<&'a AliveBitSet>,
@@ -407,8 +559,7 @@ struct Segment<'a> {
 }
 
 impl Segment<'_> {
-    /// The score a document must reach: this range's `limit`-th best, or another range's if
-    /// higher.
+    /// The score a document must reach: this thread's `limit`-th best, or another's if higher.
     fn threshold(&self, best: &Best) -> Option<Score> {
         match (best.threshold().map(|worst| worst.score), self.floor.get()) {
             (Some(local), Some(floor)) => Some(local.max(floor)),
@@ -416,8 +567,9 @@ impl Segment<'_> {
         }
     }
 
-    /// Ranks this range's documents into `best`; `scorers` come weakest first.
-    fn collect(&self, mut scorers: Vec<TermScorer>, best: &mut Best) {
+    /// Ranks the documents of `share` into `best`, a window at a time, until none is left or
+    /// none left can enter; `scorers` come weakest first.
+    fn collect(&self, scorers: &mut [TermScorer], share: &Share, best: &mut Best) {
         // below[i]: the most the clauses before i can add together.
         let below: Vec<Score> = scorers
             .iter()
@@ -439,15 +591,19 @@ impl Segment<'_> {
             // Clauses [..essential] are non-essential: together they cannot reach the threshold.
             let essential =
                 threshold.map_or(0, |t| below.partition_point(|&b| b < t).saturating_sub(1));
-            let Some(start) = scorers[essential..].iter().map(|s| s.doc()).min() else {
+            let first = scorers[essential..].iter().map(|s| s.doc()).min();
+            let window = first
+                .filter(|_| threshold.is_none_or(|t| total >= t))
+                .and_then(|first| share.claim(first));
+            // Nothing left in the range can enter: no thread need rank the rest.
+            let Some(Range { start, end }) = window else {
+                share.close();
                 return;
             };
-            if start >= self.docs.end || threshold.is_some_and(|t| total < t) {
-                return;
-            }
-            let end = start.saturating_add(WINDOW).min(self.docs.end);
             let (optional, essential) = scorers.split_at_mut(essential);
             for s in essential {
+                // Cursors kept from an earlier range may rest before this one.
+                s.seek(start);
                 s.add_until(start, end, &mut scores);
             }
             mark_scored(&scores, &mut matched);
@@ -627,6 +783,25 @@ mod tests {
         assert!(none.into_sorted().is_empty());
     }
 
+    #[test]
+    fn a_range_is_claimed_from_the_front_and_halved_from_the_back() {
+        let share = Share::new(0, 100..30_000);
+        assert_eq!(share.claim(0), Some(100..100 + WINDOW));
+        // A window begins where the first essential posting is.
+        assert_eq!(share.claim(9_000), Some(9_000..9_000 + WINDOW));
+        let left = 30_000 - (9_000 + WINDOW);
+        assert_eq!(share.left(), left);
+        assert_eq!(share.split(left / 2 + 1), None, "the half is too short");
+        assert_eq!(share.split(left / 2), Some(30_000 - left / 2..30_000));
+        assert_eq!(share.end(), 30_000 - left / 2);
+        // The owner's last window stops where the taken half begins.
+        assert_eq!(share.claim(0), Some(9_000 + WINDOW..30_000 - left / 2));
+        assert_eq!(share.claim(0), None);
+        let rest = Share::new(1, 0..50_000);
+        rest.close();
+        assert_eq!((rest.left(), rest.split(1), rest.claim(0)), (0, None, None));
+    }
+
     /// The reference: tantivy's own ranking of the same sum of boosted term queries, every
     /// match scored, then filtered and cut as `top_keys` promises.
     fn tantivy_top(
@@ -720,10 +895,13 @@ mod tests {
             let only: Option<KeySet> =
                 (round % 3 == 0).then(|| (0..next_key).filter(|_| rng.bool()).collect());
             let limit = [1, 10, 20, 100][rng.usize(0..4)];
-            // Whole segments, and segments cut into ranges ranked on several threads.
-            let part = [100, 1_000, 2_500, 100_000][rng.usize(0..4)];
+            // Whole segments, and segments cut into ranges ranked on several threads, which
+            // take halves of each other's ranges down to a single document.
+            let part = [100, 1_000, 2_500, 6_000, 100_000][rng.usize(0..5)];
+            let steal = [1, 64, WINDOW][rng.usize(0..3)];
             let ranked = |part: u32| {
-                top_keys_in_parts(&searcher, &clauses, only.as_ref(), limit, part).unwrap()
+                let cut = Cut { part, steal };
+                top_keys_in_parts(&searcher, &clauses, only.as_ref(), limit, cut).unwrap()
             };
             let ours = ranked(part);
             // Cut otherwise, the ranges prune otherwise and add each document's clauses in
