@@ -339,11 +339,25 @@ pub(crate) fn run(
         Strategy::FilterFirst => {
             let keys = allowed.unwrap_or_default();
             let fetch = fetch_size(query.limit, catalog);
-            let bm25 = text.search(&analyzed, Some(&keys), fetch)?;
-            for (key, score, ranks) in
-                fuse(&bm25, &nearest(Some(&keys), fetch), |k| catalog.group_id(k))
-            {
-                collapse.push(key, score, ranks);
+            // Every hit passes the filter: BM25 alone, as with no filter, needs only enough to
+            // fill the list after copies collapse, widened until it does (100k, a capability
+            // and four words, fetching 20 rather than 80: p50 0.80-1.02 -> 0.76-0.87 ms, p99
+            // 1.43-1.51 -> 1.26-1.41, three bench runs of each alternated).
+            let mut text_fetch = match &near_query {
+                None => query.limit.saturating_mul(2).min(fetch),
+                Some(_) => fetch,
+            };
+            let near = nearest(Some(&keys), fetch);
+            loop {
+                collapse.clear();
+                let bm25 = text.search(&analyzed, Some(&keys), text_fetch)?;
+                for (key, score, ranks) in fuse(&bm25, &near, |k| catalog.group_id(k)) {
+                    collapse.push(key, score, ranks);
+                }
+                if collapse.is_full() || bm25.len() < text_fetch {
+                    break;
+                }
+                text_fetch = text_fetch.saturating_mul(4);
             }
             keys.len()
         }

@@ -586,6 +586,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::planner::Strategy;
     use crate::registry::Matching;
 
     #[test]
@@ -613,6 +614,55 @@ mod tests {
         assert_eq!(
             engine.resolve_role("review", 3).unwrap().agents,
             ["review", "alpha", "bravo"]
+        );
+    }
+
+    /// A filtered request asks the text side for only twice the page, and widens when copies
+    /// collapse it: here the ten best matches are copies of one agent.
+    #[test]
+    fn a_filtered_list_of_copies_widens_until_it_is_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = |name: &str, capability: &str, description: &str| {
+            let path = dir.path().join(format!("{name}.md"));
+            let text = format!(
+                "---\nname: {name}\ndescription: {description}\ncapabilities: [{capability}]\n---\nBody.\n"
+            );
+            std::fs::write(path, text).unwrap();
+        };
+        for i in 0..12 {
+            agent(
+                &format!("tuner-{i:02}"),
+                "database",
+                "Tunes slow postgres queries and postgres indexes",
+            );
+        }
+        for i in 0..6 {
+            agent(
+                &format!("helper-{i}"),
+                "database",
+                &format!("Writes migrations {i} that touch postgres"),
+            );
+        }
+        agent("outsider", "frontend", "Tunes slow postgres queries");
+        let engine = Engine::open(&Config::new(vec![dir.path().to_path_buf()])).unwrap();
+        let found = engine
+            .search(&Query {
+                text: "slow postgres queries".into(),
+                filters: Filters {
+                    capability: Some("database".into()),
+                    ..Default::default()
+                },
+                limit: 4,
+            })
+            .unwrap();
+        assert_eq!(found.plan.strategy, Strategy::FilterFirst);
+        let names: Vec<&str> = found.results.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+        assert_eq!(names[0], "tuner-00");
+        assert_eq!(found.results[0].aliases.len(), 11);
+        assert!(
+            names[1..].iter().all(|n| n.starts_with("helper-")),
+            "{names:?}"
         );
     }
 
