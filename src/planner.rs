@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Group};
 use crate::embed::{EmbedError, Embedder, Vectors};
 use crate::library::{Definition, KeySet, Kind};
 use crate::registry::{Matching, Registry, RegistryError};
@@ -304,7 +304,7 @@ pub(crate) fn run(
     let shown = analyzed.said.iter().cloned().chain(corrected).collect();
     let mut collapse = Collapser {
         catalog,
-        wanted: text.wanted(wanted),
+        wanted: Wanted::new(wanted),
         shown,
         limit: query.limit,
         seen: HashSet::new(),
@@ -462,26 +462,20 @@ impl Collapser<'_> {
         if !self.seen.insert(group) {
             return;
         }
-        let Some((canonical, aliases)) = self.catalog.group(group) else {
+        let Some(Group {
+            canonical,
+            aliases,
+            routing_stems,
+        }) = self.catalog.group(group)
+        else {
             return;
         };
-        let matched = if self.wanted.is_empty() {
-            Vec::new()
-        } else {
-            // Words are cut at every character that is not alphanumeric, so the name's hyphens
-            // and the gaps between list items need no joining.
-            let routing = [&canonical.name, &canonical.description]
-                .into_iter()
-                .chain(&canonical.capabilities)
-                .chain(&canonical.tags)
-                .chain(&canonical.use_when)
-                .map(String::as_str);
-            self.wanted
-                .present(routing)
-                .into_iter()
-                .map(|i| self.shown[i].clone())
-                .collect()
-        };
+        let matched = self
+            .wanted
+            .present(routing_stems)
+            .into_iter()
+            .map(|i| self.shown[i].clone())
+            .collect();
         self.hits.push(Hit {
             name: canonical.name.clone(),
             kind: canonical.kind,

@@ -343,8 +343,13 @@ fn an_unchanged_root_is_not_parsed_again() {
         "code-reviewer"
     );
 
-    // Touching one file re-reads exactly that one; deleting one removes it.
+    // Editing one file re-reads exactly that one, and why each hit matched follows the edit
+    // there and stays right in the file not read again; deleting one removes it.
     let file = root.path().join("code-reviewer.md");
+    let edited = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("readability", "latency");
+    std::fs::write(&file, edited).unwrap();
     let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
     std::fs::File::options()
         .write(true)
@@ -353,6 +358,25 @@ fn an_unchanged_root_is_not_parsed_again() {
         .set_modified(later)
         .unwrap();
     assert_eq!(index(&s)["parsed"], 1);
+    let matched = |request: &str| {
+        let found = s.json(&["--dir", &root_arg, "search", request]);
+        let first = &found["results"][0];
+        (first["name"].clone(), first["matched"].clone())
+    };
+    assert_eq!(
+        matched("latency or readability of pull requests"),
+        (
+            "code-reviewer".into(),
+            serde_json::json!(["latency", "pull", "requests"])
+        )
+    );
+    assert_eq!(
+        matched("secrets leaking into source control"),
+        (
+            "security-reviewer".into(),
+            serde_json::json!(["secrets", "source", "control"])
+        )
+    );
     std::fs::remove_file(root.path().join("security-reviewer.md")).unwrap();
     let stats = index(&s);
     assert_eq!(

@@ -24,7 +24,7 @@ use crate::store::TextLocation;
 
 const MAGIC: &[u8; 8] = b"o8catlg\0";
 /// Bump when `Stored`, `Header`, `StoredEntry` or the layout change.
-const VERSION: u32 = 4;
+const VERSION: u32 = 5;
 /// Where the blob starts: after the magic and the version.
 const BLOB_START: usize = 8 + 4;
 /// Header length, header hash, magic.
@@ -42,8 +42,9 @@ pub enum CatalogFileError {
 }
 
 /// A definition as the blob holds it: `Definition` with its unknown fields as JSON text
-/// (postcard is not self-describing, so it cannot hold a JSON value) and its text location.
-/// Borrowed when encoding, owned when decoded.
+/// (postcard is not self-describing, so it cannot hold a JSON value), its text location, and
+/// the stems of its routing text (`text::routing_stems`). Borrowed when encoding, owned when
+/// decoded but for the stems, which a hit reads where they lie in the blob.
 #[derive(Serialize, Deserialize)]
 struct Stored<'a> {
     key: u64,
@@ -64,14 +65,15 @@ struct Stored<'a> {
     argument_hint: Option<Cow<'a, str>>,
     extra: Cow<'a, str>,
     text: (u32, u64, u64),
+    routing_stems: &'a str,
 }
 
 fn borrowed(s: &Option<String>) -> Option<Cow<'_, str>> {
     s.as_deref().map(Cow::Borrowed)
 }
 
-/// Appends `d` to `blob` and returns where it sits.
-pub(super) fn encode(d: &Definition, blob: &mut Vec<u8>) -> Span {
+/// Appends `d`, with the stems of its routing text, to `blob` and returns where it sits.
+pub(super) fn encode(d: &Definition, routing_stems: &str, blob: &mut Vec<u8>) -> Span {
     let extra = match d.extra.is_empty() {
         true => Cow::Borrowed("{}"),
         false => Cow::Owned(serde_json::Value::Object(d.extra.clone()).to_string()),
@@ -95,6 +97,7 @@ pub(super) fn encode(d: &Definition, blob: &mut Vec<u8>) -> Span {
         argument_hint: borrowed(&d.argument_hint),
         extra,
         text: (d.text.segment, d.text.offset, d.text.length),
+        routing_stems,
     };
     let start = blob.len();
     // Writing into a Vec fails only if a value cannot be serialised, which ours always can;
@@ -111,8 +114,9 @@ pub(super) fn encode(d: &Definition, blob: &mut Vec<u8>) -> Span {
     }
 }
 
-/// Decodes the definition at `span`, or None when its bytes are not what was written.
-pub(super) fn decode(blob: &[u8], span: Span) -> Option<Definition> {
+/// Decodes the definition at `span` and the stems of its routing text, or None when its bytes
+/// are not what was written.
+pub(super) fn decode(blob: &[u8], span: Span) -> Option<(Definition, &str)> {
     let start = usize::try_from(span.offset).ok()?;
     let bytes = blob.get(start..start.checked_add(span.length as usize)?)?;
     if xxhash_rust::xxh3::xxh3_64(bytes) != span.hash {
@@ -124,7 +128,7 @@ pub(super) fn decode(blob: &[u8], span: Span) -> Option<Definition> {
     }
     let s: Stored = postcard::from_bytes(bytes).ok()?;
     let owned = |s: Option<Cow<'_, str>>| s.map(Cow::into_owned);
-    Some(Definition {
+    let definition = Definition {
         key: s.key,
         name: s.name.into_owned(),
         kind: s.kind,
@@ -147,7 +151,8 @@ pub(super) fn decode(blob: &[u8], span: Span) -> Option<Definition> {
             offset: s.text.1,
             length: s.text.2,
         },
-    })
+    };
+    Some((definition, s.routing_stems))
 }
 
 /// Where one encoded definition sits in the blob.

@@ -16,12 +16,23 @@ use encoded::{Blob, BlobWriter, Header, StoredEntry};
 
 use crate::diagnostic::Diagnostic;
 use crate::library::{Definition, Kind};
+use crate::text::routing_stems;
 
 /// Definitions grouped by name and by copy.
 pub(crate) struct Catalog {
     /// Entries in precedence order and the lookup tables over them.
     header: Header,
     blob: Blob,
+}
+
+/// A copy group as a hit lists it.
+pub(crate) struct Group<'a> {
+    pub canonical: Definition,
+    /// The other members' names.
+    pub aliases: Vec<String>,
+    /// The stems of the canonical definition's routing text, sorted and separated by spaces
+    /// (`text::routing_stems`), for `text::Wanted::present`.
+    pub routing_stems: &'a str,
 }
 
 /// What lists and rosters need of a served definition, without decoding it.
@@ -115,19 +126,24 @@ impl CatalogBuilder {
         Ok(CatalogBuilder::with(BlobWriter::file(path)?))
     }
 
-    /// Encodes `defs` (on every core) and keeps what the catalog's entries need of them.
+    /// Encodes `defs`, each with the stems of its routing text (on every core), and keeps what
+    /// the catalog's entries need of them.
     pub fn add(&mut self, defs: Vec<Definition>) -> Result<(), CatalogFileError> {
         let pieces: Vec<(Definition, Vec<u8>, encoded::Span, Option<u64>)> = defs
             .into_par_iter()
-            .map_init(String::new, |signature, d| {
-                let mut bytes = Vec::new();
-                let span = encoded::encode(&d, &mut bytes);
-                let signature = (!d.description.trim().is_empty()).then(|| {
-                    copy_signature(&d.description, signature);
-                    hash_of(signature)
-                });
-                (d, bytes, span, signature)
-            })
+            .map_init(
+                || (String::new(), String::new()),
+                |(signature, stems), d| {
+                    let mut bytes = Vec::new();
+                    routing_stems(&d, stems);
+                    let span = encoded::encode(&d, stems, &mut bytes);
+                    let signature = (!d.description.trim().is_empty()).then(|| {
+                        copy_signature(&d.description, signature);
+                        hash_of(signature)
+                    });
+                    (d, bytes, span, signature)
+                },
+            )
             .collect();
         for (d, bytes, span, signature) in pieces {
             let span = span.at(self.blob.len());
@@ -230,7 +246,7 @@ fn grouping(pending: &[Pending], blob: &[u8]) -> (Vec<bool>, Vec<u32>) {
         let mut exact: Vec<(String, Vec<usize>)> = Vec::new();
         for m in members {
             // A definition that does not decode (it was encoded a moment ago) stands alone.
-            let Some(d) = encoded::decode(blob, pending[m].span) else {
+            let Some((d, _)) = encoded::decode(blob, pending[m].span) else {
                 groups.push(vec![m]);
                 continue;
             };
@@ -328,7 +344,7 @@ impl Catalog {
     }
 
     fn decode(&self, i: u32) -> Option<Definition> {
-        encoded::decode(self.blob.bytes(), self.entry(i).span)
+        encoded::decode(self.blob.bytes(), self.entry(i).span).map(|(d, _)| d)
     }
 
     fn summary(&self, i: u32) -> Summary<'_> {
@@ -462,18 +478,17 @@ impl Catalog {
         Some(members.iter().map(|&m| self.name(m)).collect())
     }
 
-    /// Group `group` as (canonical definition, the other members' names).
-    pub fn group(&self, group: usize) -> Option<(Definition, Vec<String>)> {
-        let members = self.group_members(group);
-        if members.is_empty() {
-            return None;
-        }
-        let canonical = self.decode(members[0])?;
-        let aliases = members[1..]
-            .iter()
-            .map(|&m| self.name(m).to_string())
-            .collect();
-        Some((canonical, aliases))
+    /// Group `group`, canonical definition first.
+    pub fn group(&self, group: usize) -> Option<Group<'_>> {
+        let (&first, others) = self.group_members(group).split_first()?;
+        let (canonical, routing_stems) =
+            encoded::decode(self.blob.bytes(), self.entry(first).span)?;
+        let aliases = others.iter().map(|&m| self.name(m).to_string()).collect();
+        Some(Group {
+            canonical,
+            aliases,
+            routing_stems,
+        })
     }
 
     /// Stable identity of the copy group of `key`.
@@ -556,11 +571,12 @@ mod tests {
         ]);
         let zeta = catalog.by_name("zeta").expect("served").key;
         let group = catalog.group_id(zeta).expect("grouped");
-        let (canonical, aliases) = catalog.group(group).expect("grouped");
+        let listed = catalog.group(group).expect("grouped");
         assert_eq!(
-            (canonical.name.as_str(), aliases),
+            (listed.canonical.name.as_str(), listed.aliases),
             ("alpha", vec!["zeta".to_string()])
         );
+        assert_eq!(listed.routing_stems, "alpha pull request review");
         let other = catalog.by_name("other").expect("served").key;
         assert_ne!(catalog.group_id(other), catalog.group_id(zeta));
     }

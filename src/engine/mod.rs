@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 pub use crate::catalog::Summary;
-use crate::catalog::{Catalog, CatalogFileError};
+use crate::catalog::{Catalog, CatalogFileError, Group};
 use crate::diagnostic::Diagnostic;
 use crate::embed::{Embedder, Vectors};
 use crate::library::scan;
@@ -451,7 +451,7 @@ impl Engine {
             if !seen.insert(group) {
                 continue;
             }
-            let Some((canonical, _)) = self.catalog.group(group) else {
+            let Some(Group { canonical, .. }) = self.catalog.group(group) else {
                 continue;
             };
             let position = canonical

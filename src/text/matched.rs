@@ -1,134 +1,92 @@
 //! Which of a request's stems a hit's routing text holds (`Hit::matched`): what tells a reader
-//! why a definition was listed. It runs for every hit shown, after the ranking has left the
-//! caches cold, so it stems only the words that could produce a wanted stem, one at a time with
-//! nothing collected, and stops once every stem is found.
+//! why a definition was listed. The routing text (name, description, capabilities, tags,
+//! use-when) of every definition is stemmed once, as the catalog is built (`routing_stems`), and
+//! kept there sorted; listing a hit only merges its request's stems with that list.
 //!
-//! The English stemmer rewrites only a word's ending: all of a stem but its last character
-//! begins the word, but for three exceptions (`head`; a test holds every word of the shipped
-//! library and every exceptional form of the stemmer to that), so a word that begins with no
-//! such head is skipped unstemmed. Words are cut as the analyzer's tokenizer cuts them (at every
-//! character that is not alphanumeric), and an ASCII word is held to the heads byte by byte,
-//! ignoring case, before any analysis: lowercasing and filtering every word cost more than the
-//! test (at 100k, `matched` for a two-word query's hits 41 -> 29 us, a sentence's 77 -> 62).
-//! What remains is the stemmer itself, on caches the ranking has just filled with postings:
-//! a 100k brief's hits still have some 240 words that begin like one of its stems.
+//! Stemming each hit's text while listing it cost about 90 us of a 100k sentence and 200 us of
+//! a brief (some 240 words of a brief's hits, 0.7 us each on the caches the ranking had just
+//! filled with postings), even with every word that could not stem to a wanted stem skipped
+//! unstemmed. The lists cost a 100k catalog 38 MB more on disk (81 -> 120 MB, of an 890 MB
+//! index) and its rebuild, which every refresh that changes something does whole, about 0.7 s
+//! (benches/README.md has the figures).
+
+use std::cell::RefCell;
 
 use tantivy::tokenizer::TextAnalyzer;
 
-/// Stems of the English (Porter2) stemmer's exceptional forms that do not keep their word's
-/// beginning: "dying", "lying" and "tying" become "die", "lie" and "tie". Every other rule, and
-/// every other exception, rewrites only a word's ending.
-const REWRITTEN: [&str; 3] = ["die", "lie", "tie"];
+use crate::library::Definition;
 
-/// What any word that stems to `stem` begins with: all of it but its last character (two for
-/// `REWRITTEN`). A British word is stemmed in its American spelling (`spelling`), which parts
-/// from it before the stem's last character in two endings: "favourite" stems to "favorit"
-/// and "centre" to "center", so there the head stops before "rit" and "er".
-fn head(stem: &str) -> &str {
-    let dropped = if REWRITTEN.contains(&stem) || stem.ends_with("ter") {
-        2
-    } else if stem.ends_with("orit") {
-        3
-    } else {
-        1
-    };
-    stem.char_indices()
-        .rev()
-        .nth(dropped - 1)
-        .map_or("", |(i, _)| &stem[..i])
+thread_local! {
+    /// Each thread's analyzer for `routing_stems`, kept for the thread's life so that its
+    /// remembered stems (`stem_memo`) serve every catalog build the thread takes part in, and
+    /// its list of stems.
+    static STEMMER: RefCell<(TextAnalyzer, Vec<String>)> =
+        RefCell::new((super::indexing_analyzer(), Vec::new()));
 }
 
-/// A request's stems, prepared once to be found in the text of each hit it lists.
+/// Writes into `out` the distinct stems of `d`'s routing text, sorted, separated by single
+/// spaces (the analyzer cuts words at every character that is not alphanumeric, so no stem
+/// holds one): the list the catalog keeps for `Wanted::present`, made by the analyzer that
+/// indexes the text.
+pub(crate) fn routing_stems(d: &Definition, out: &mut String) {
+    STEMMER.with_borrow_mut(|(analyzer, stems)| {
+        stems.clear();
+        let routing = [&d.name, &d.description]
+            .into_iter()
+            .chain(&d.capabilities)
+            .chain(&d.tags)
+            .chain(&d.use_when);
+        for text in routing {
+            let mut stream = analyzer.token_stream(text);
+            while stream.advance() {
+                stems.push(stream.token().text.clone());
+            }
+        }
+        stems.sort_unstable();
+        stems.dedup();
+        out.clear();
+        for stem in stems.iter() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(stem);
+        }
+    });
+}
+
+/// A request's stems, prepared once to be found in the routing stems of each hit it lists.
 pub(crate) struct Wanted {
-    stems: Vec<String>,
-    /// The stems whose heads begin with an ASCII byte, as (place in `stems`, head length),
-    /// ordered by that byte lowercased: an ASCII word is held only to the heads that begin as it
-    /// does, not to all of a brief's fifty (100k, `present` per request: a brief's 208-217 ->
-    /// 172-183 us, a sentence's 71-73 -> 65-66, two words' unchanged).
-    heads: Vec<(usize, usize)>,
-    /// Where the heads beginning with each byte start in `heads`, and end at the next.
-    starts: [usize; 129],
-    /// A stem of one character has an empty head, which begins every word.
-    every_word: bool,
-    analyzer: TextAnalyzer,
+    /// Each stem with its place in the request's list, sorted by stem. A correction may repeat
+    /// a stem the request also holds; both places are then found.
+    sorted: Vec<(String, usize)>,
 }
 
 impl Wanted {
-    /// `analyzer` must be the one that made `stems`.
-    pub fn new(stems: Vec<String>, analyzer: TextAnalyzer) -> Wanted {
-        let mut every_word = false;
-        let mut keyed = Vec::with_capacity(stems.len());
-        for (i, stem) in stems.iter().enumerate() {
-            let head = head(stem);
-            match head.as_bytes().first() {
-                None => every_word = true,
-                Some(&first) if first.is_ascii() => keyed.push((first, i, head.len())),
-                // Only a word that is not ASCII can begin so, and such words are always stemmed.
-                Some(_) => {}
+    /// `stems` must come from the analyzer of requests, which a test holds to the one
+    /// `routing_stems` indexes with (a request's, which
+    /// a test holds to the same stems).
+    pub fn new(stems: Vec<String>) -> Wanted {
+        let mut sorted: Vec<(String, usize)> = stems.into_iter().zip(0..).collect();
+        sorted.sort_unstable();
+        Wanted { sorted }
+    }
+
+    /// The places of the wanted stems that `routing_stems` (as `routing_stems` wrote
+    /// them) holds, ascending.
+    pub fn present(&self, routing_stems: &str) -> Vec<usize> {
+        let mut found = Vec::new();
+        let mut wanted = self.sorted.iter().peekable();
+        for stem in routing_stems.split(' ') {
+            while wanted.next_if(|(w, _)| w.as_str() < stem).is_some() {}
+            while let Some((_, place)) = wanted.next_if(|(w, _)| w == stem) {
+                found.push(*place);
+            }
+            if wanted.peek().is_none() {
+                break;
             }
         }
-        keyed.sort_unstable();
-        let starts = std::array::from_fn(|byte| keyed.partition_point(|k| usize::from(k.0) < byte));
-        Wanted {
-            heads: keyed.into_iter().map(|(_, i, len)| (i, len)).collect(),
-            stems,
-            starts,
-            every_word,
-            analyzer,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.stems.is_empty()
-    }
-
-    /// The places in the stems of those that occur in `texts`, ascending.
-    pub fn present<'t>(&self, texts: impl IntoIterator<Item = &'t str>) -> Vec<usize> {
-        let mut found = vec![false; self.stems.len()];
-        let mut missing = self.stems.len();
-        let mut stemmer = self.analyzer.clone();
-        'texts: for text in texts {
-            for word in text.split(|c: char| !c.is_alphanumeric()) {
-                if missing == 0 {
-                    break 'texts;
-                }
-                if word.is_empty() || !self.could_stem_to_one(word) {
-                    continue;
-                }
-                let mut stream = stemmer.token_stream(word);
-                while stream.advance() {
-                    let stem = &stream.token().text;
-                    for (wanted, found) in self.stems.iter().zip(found.iter_mut()) {
-                        if !*found && wanted == stem {
-                            *found = true;
-                            missing -= 1;
-                        }
-                    }
-                }
-            }
-        }
-        (0..found.len()).filter(|&i| found[i]).collect()
-    }
-
-    /// Whether `word` (not empty) begins with the head of a wanted stem. The analyzer lowercases
-    /// an ASCII word to ASCII; any other word is stemmed to be sure.
-    fn could_stem_to_one(&self, word: &str) -> bool {
-        let bytes = word.as_bytes();
-        let Some(first) = bytes
-            .first()
-            .filter(|_| word.is_ascii() && !self.every_word)
-        else {
-            return true;
-        };
-        let first = usize::from(first.to_ascii_lowercase());
-        self.heads[self.starts[first]..self.starts[first + 1]]
-            .iter()
-            .any(|&(stem, len)| {
-                let head = &self.stems[stem].as_bytes()[..len];
-                bytes
-                    .get(..len)
-                    .is_some_and(|start| start.eq_ignore_ascii_case(head))
-            })
+        found.sort_unstable();
+        found
     }
 }
 
@@ -138,63 +96,64 @@ mod tests {
 
     use super::super::{TextIndex, tokens};
     use super::*;
+    use crate::library::formats::{Location, parse_file};
 
-    /// What `present` skips words by: a word begins with its stem's head, for every word of the
-    /// shipped library and every exceptional form of the English (Porter2) stemmer.
-    #[test]
-    fn a_word_begins_with_its_stems_head() {
-        let text = TextIndex::open(None).unwrap();
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut contents = vec![
-            "skis skies dying lying tying idly gently ugly early only singly news howe atlas \
-             cosmos bias andes inning outing canning herring earring proceed exceed succeed \
-             favourite favourites centre centres metre theatre behaviour catalogue memoise"
-                .to_string(),
-        ];
-        for dir in ["agents", "skills", "commands"] {
-            for entry in ignore::Walk::new(root.join(dir)).flatten() {
-                contents.extend(std::fs::read_to_string(entry.path()));
-            }
-        }
-        let mut words = 0;
-        for content in &contents {
-            for word in tokens(&text.word_analyzer, content) {
-                for stem in tokens(&text.analyzer, &word) {
-                    assert!(word.starts_with(head(&stem)), "{word} -> {stem}");
-                    words += 1;
-                }
-            }
-        }
-        assert!(words > 10_000, "only {words} words read");
-        assert_eq!((head("die"), head("dies"), head("a")), ("d", "die", ""));
+    fn definition(frontmatter: &str) -> Definition {
+        let location = Location {
+            root: 0,
+            path: Path::new("/root/agents/a.md"),
+            relative: Path::new("agents/a.md"),
+        };
+        let text = format!("---\n{frontmatter}\n---\nBody text that is not routing text.\n");
+        let parsed = parse_file(&location, text.as_bytes());
+        parsed.definition.expect("a valid agent").0
     }
 
     #[test]
-    fn present_finds_exactly_what_stemming_everything_finds() {
+    fn a_hit_holds_exactly_the_stems_its_routing_text_gives_a_request() {
         let text = TextIndex::open(None).unwrap();
-        let routing = [
-            "Dying skies, running generously: Ugly early-only builds;",
-            "the Kubernetes operators reviewed 3 pull-requests in Zürich",
-        ];
-        let all = tokens(&text.analyzer, &routing.join(" "));
-        let mut stems = all.clone();
-        stems.extend(["absent", "kubernet", "run"].map(String::from));
-        let expected: Vec<usize> = (0..stems.len())
-            .filter(|&i| all.contains(&stems[i]))
-            .collect();
-        let wanted = text.wanted(stems.clone());
-        assert_eq!(wanted.present(routing), expected);
-        let found: Vec<&str> = expected.iter().map(|&i| stems[i].as_str()).collect();
-        assert!(found.contains(&"die") && found.contains(&"sky"));
-
-        // Without a stem of one character ("3"), whose empty head begins every word, each word
-        // is held to the heads that begin as it does; "Kubernetes" to "kuberne", whatever its
-        // case, and a stem that is not ASCII is found in the second text.
-        let stems = ["die", "sky", "zürich", "absent", "oper", "kubernet"].map(String::from);
-        assert_eq!(
-            text.wanted(stems.to_vec()).present(routing),
-            [0, 1, 2, 4, 5]
+        let d = definition(
+            "name: kubernetes-operator\n\
+             description: \"Dying skies, running generously: Ugly early-only builds; the \
+             favourite colours of Zürich\"\n\
+             capabilities: [Helm charts]\ntags: [GitOps]\nuse_when: [3 pull-requests]",
         );
-        assert!(text.wanted(Vec::new()).is_empty());
+        let mut stems = String::new();
+        routing_stems(&d, &mut stems);
+        let listed: Vec<&str> = stems.split(' ').collect();
+        assert!(listed.windows(2).all(|w| w[0] < w[1]), "{stems}");
+        assert!(!listed.contains(&"text"), "the body is not routing text");
+
+        // A request stemmed as every request is: British spellings and inflections meet the
+        // definition's, a word it lacks is not found, and a stem twice wanted (a correction
+        // may repeat one) is found at both places.
+        let request = "dies in the sky, favourite colors of operators, ship helm";
+        let mut wanted = tokens(&text.analyzer, request);
+        wanted.push("helm".to_string());
+        let found: Vec<&str> = Wanted::new(wanted.clone())
+            .present(&stems)
+            .into_iter()
+            .map(|i| wanted[i].as_str())
+            .collect();
+        assert_eq!(
+            found,
+            ["die", "sky", "favorit", "color", "oper", "helm", "helm"]
+        );
+
+        // Every stem of the routing text, found by stemming it whole.
+        let routing = [&d.name, &d.description, &d.capabilities[0], &d.tags[0]];
+        let mut all: Vec<String> = routing
+            .iter()
+            .flat_map(|t| tokens(&text.analyzer, t))
+            .collect();
+        all.extend(tokens(&text.analyzer, &d.use_when[0]));
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(listed, all.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(Wanted::new(Vec::new()).present(&stems), Vec::<usize>::new());
+        assert_eq!(
+            Wanted::new(vec!["absent".into()]).present(""),
+            Vec::<usize>::new()
+        );
     }
 }

@@ -27,7 +27,7 @@ use tantivy::tokenizer::{
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, SegmentMeta, TantivyDocument, Term};
 
 use crate::library::{BodyText, Definition, KeySet};
-pub(crate) use matched::Wanted;
+pub(crate) use matched::{Wanted, routing_stems};
 use max_score::Clause;
 use spelling::AmericanSpelling;
 use stem_memo::MemoStemmer;
@@ -436,11 +436,6 @@ impl TextIndex {
             bucket.sort_unstable_by(|a, b| a.1.cmp(&b.1));
         }
         Ok(())
-    }
-
-    /// `stems`, made by this index's analyzer, ready to be found in each hit's text.
-    pub fn wanted(&self, stems: Vec<String>) -> Wanted {
-        Wanted::new(stems, self.analyzer.clone())
     }
 
     /// Each distinct stem of `words`, in order, with the first of them that gave it; and each
