@@ -336,51 +336,30 @@ pub(crate) fn run(
                 fetch = fetch.saturating_mul(4);
             }
         }
-        Strategy::FilterFirst => {
-            let keys = allowed.unwrap_or_default();
-            let fetch = fetch_size(query.limit, catalog);
-            // Every hit passes the filter: BM25 alone, as with no filter, needs only enough to
-            // fill the list after copies collapse, widened until it does (100k, a capability
-            // and four words, fetching 20 rather than 80: p50 0.80-1.02 -> 0.76-0.87 ms, p99
-            // 1.43-1.51 -> 1.26-1.41, three bench runs of each alternated).
-            let mut text_fetch = match &near_query {
-                None => query.limit.saturating_mul(2).min(fetch),
-                Some(_) => fetch,
-            };
-            let near = nearest(Some(&keys), fetch);
-            loop {
-                collapse.clear();
-                let bm25 = text.search(&analyzed, Some(&keys), text_fetch)?;
-                for (key, score, ranks) in fuse(&bm25, &near, |k| catalog.group_id(k)) {
-                    collapse.push(key, score, ranks);
-                }
-                if collapse.is_full() || bm25.len() < text_fetch {
-                    break;
-                }
-                text_fetch = text_fetch.saturating_mul(4);
-            }
-            keys.len()
-        }
-        Strategy::TextOnly | Strategy::TextFirst => {
+        Strategy::TextOnly | Strategy::TextFirst | Strategy::FilterFirst => {
             // Over-fetch so copies and filtered-out hits do not leave the list short; widen
-            // until it is full or neither side has anything more. BM25 alone with no filter
-            // only needs enough hits to fill the list after copies collapse: the text side
-            // skips documents that cannot reach the k-th best score, so a smaller k skips more
-            // (2-word queries at 100k: p50 1.36 -> 1.0 ms). Fused, the deeper BM25 hits still
-            // add to the semantic side's candidates (nDCG@5 on both judged sets drops with
-            // k = 20).
+            // until it is full or neither side has anything more. BM25 alone, with no filter
+            // or with the filter's keys handed to it, only needs enough hits to fill the list
+            // after copies collapse: the text side skips documents that cannot reach the k-th
+            // best score, so a smaller k skips more (2-word queries at 100k: p50 1.36 -> 1.0
+            // ms; a capability and four words, fetching 20 rather than 80: p50 0.80-1.02 ->
+            // 0.76-0.87 ms). Fused, the deeper BM25 hits still add to the semantic side's
+            // candidates (nDCG@5 on both judged sets drops with k = 20).
             let mut fetch = fetch_size(query.limit, catalog);
             let mut text_fetch = match (strategy, &near_query) {
-                (Strategy::TextOnly, None) => query.limit.saturating_mul(2).min(fetch),
+                (Strategy::TextOnly | Strategy::FilterFirst, None) => {
+                    query.limit.saturating_mul(2).min(fetch)
+                }
                 _ => fetch,
             };
-            loop {
+            let fetched = loop {
                 collapse.clear();
-                let bm25 = text.search(&analyzed, None, text_fetch)?;
-                let near = nearest(None, fetch);
+                let bm25 = text.search(&analyzed, allowed.as_ref(), text_fetch)?;
+                let near = nearest(allowed.as_deref(), fetch);
                 let fused = fuse(&bm25, &near, |k| catalog.group_id(k));
                 for (key, score, ranks) in fused {
-                    let passes = strategy == Strategy::TextOnly
+                    // Only text-first hits can fail the filters.
+                    let passes = strategy != Strategy::TextFirst
                         || catalog
                             .by_key(key)
                             .is_some_and(|d| query.filters.matches(&d));
@@ -393,7 +372,9 @@ pub(crate) fn run(
                 }
                 fetch = fetch.saturating_mul(4);
                 text_fetch = text_fetch.saturating_mul(4);
-            }
+            };
+            // A filter-first plan's candidates are the filter's keys.
+            allowed.as_ref().map_or(fetched, |keys| keys.len())
         }
     };
     let plan = Plan {
