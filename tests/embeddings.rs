@@ -3,8 +3,10 @@
 //! `reference.json`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use orchestr8::embed::{DIMENSIONS, Embedder};
+use orchestr8::{Config, Engine, Filters, Query};
 use serde_json::Value;
 
 fn model_dir() -> PathBuf {
@@ -67,4 +69,36 @@ fn similar_requests_are_closer_than_unrelated_ones() {
         "write the quarterly tax report",
     );
     assert!(near > far, "{near} <= {far}");
+}
+
+/// Opening embeds at most `embed_limit` definitions that have no vector: past it, searches rank
+/// by BM25 alone until an open without a limit (`index --embed-all`) embeds them all; after
+/// that, a reopen has nothing left to embed, whatever its limit.
+#[test]
+fn opening_embeds_no_more_than_its_limit() {
+    let embedder = Arc::new(Embedder::load(&model_dir()).expect("the model loads"));
+    let library = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-code");
+    let index = tempfile::tempdir().expect("a temporary directory");
+    let config = |embed_limit: usize| Config {
+        index_dir: Some(index.path().to_path_buf()),
+        embedder: Some(Arc::clone(&embedder)),
+        embed_limit,
+        ..Config::new(vec![library.clone()])
+    };
+    let opened = |embed_limit| Engine::open(&config(embed_limit)).expect("the library opens");
+    let first = opened(1);
+    assert!(first.stats().definitions > 1);
+    assert!(!first.has_semantic());
+    let request = Query {
+        text: "terraform modules for our infrastructure".into(),
+        filters: Filters::default(),
+        limit: 5,
+    };
+    let found = first.search(&request).expect("BM25 still ranks");
+    assert!(!found.plan.semantic && !found.results.is_empty());
+    drop(first);
+    assert!(opened(usize::MAX).has_semantic());
+    let reopened = opened(0);
+    assert!(reopened.has_semantic());
+    assert!(reopened.search(&request).expect("a search").plan.semantic);
 }

@@ -36,6 +36,11 @@ pub struct Config {
     pub progress: bool,
     /// The sentence-embedding model; `None` searches with BM25 alone.
     pub embedder: Option<Arc<Embedder>>,
+    /// Most definitions without a vector that opening embeds before it serves. Past it, the
+    /// opened library ranks by BM25 alone and a warning says how to embed them (`orchestr8
+    /// index --embed-all`, which sets no limit): the model takes 30-40 ms a definition on two
+    /// cores, so a first open of 100k definitions would wait an hour.
+    pub embed_limit: usize,
     /// Bytes of definition text kept in the LRU in front of the mapped segments. Beyond it the
     /// least recently loaded texts are dropped and the next load reads its mapping again.
     pub cache_bytes: u64,
@@ -46,6 +51,10 @@ impl Config {
     /// over, or about 4,000 definitions of a large one, for a few tens of MB of memory.
     pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
+    /// Definitions embedded on opening by default: a library of the usual few hundred agents
+    /// is embedded on its first open (some 20 s at most here), and never again.
+    pub const DEFAULT_EMBED_LIMIT: usize = 500;
+
     /// The library under `roots`, indexed in memory, BM25 only, default cache.
     pub fn new(roots: Vec<PathBuf>) -> Config {
         Config {
@@ -53,6 +62,7 @@ impl Config {
             index_dir: None,
             progress: false,
             embedder: None,
+            embed_limit: Config::DEFAULT_EMBED_LIMIT,
             cache_bytes: Config::DEFAULT_CACHE_BYTES,
         }
     }
@@ -170,6 +180,7 @@ impl Engine {
             text,
             store,
             catalog,
+            semantic,
             stats,
         } = match opened {
             Some(opened) => opened.refresh(&found, config)?,
@@ -199,7 +210,7 @@ impl Engine {
             catalog,
             store,
             vectors: contents.vectors,
-            embedder: config.embedder.clone(),
+            embedder: config.embedder.clone().filter(|_| semantic),
             diagnostics,
             stats,
         })

@@ -11,7 +11,6 @@ use rayon::prelude::*;
 use super::{Config, EngineError, RefreshStats};
 use crate::catalog::{Catalog, CatalogBuilder, CatalogFileError};
 use crate::diagnostic::{Diagnostic, Severity};
-use crate::embed::Embedder;
 use crate::library::formats::{Location, ParsedFile};
 use crate::library::scan::{self, FoundFile};
 use crate::library::{Definition, parse_file};
@@ -29,6 +28,8 @@ pub(super) struct Refreshed {
     pub text: TextIndex,
     pub store: Store,
     pub catalog: Catalog,
+    /// Whether every definition has a vector and searches fuse semantic similarity.
+    pub semantic: bool,
     pub stats: RefreshStats,
 }
 
@@ -44,11 +45,9 @@ pub(super) fn in_memory(found: &[FoundFile], config: &Config) -> Result<Refreshe
         &Manifest::default(),
         config.progress,
     )?;
-    if let Some(embedder) = &config.embedder {
-        fill_vectors(&registry, embedder)?;
-    }
+    let semantic = fill_vectors(&registry, config)?;
     let store = Store::in_memory(owned.into_iter().collect(), config.cache_bytes);
-    let contents = registry.contents(config.embedder.is_some())?;
+    let contents = registry.contents(semantic)?;
     let catalog = built.unwrap_or_else(|| Catalog::new(Vec::new()));
     Ok(Refreshed {
         registry,
@@ -56,6 +55,7 @@ pub(super) fn in_memory(found: &[FoundFile], config: &Config) -> Result<Refreshe
         text,
         store,
         catalog,
+        semantic,
         stats,
     })
 }
@@ -140,11 +140,9 @@ impl OpenIndex {
             &manifest,
             config.progress,
         )?;
-        if let Some(embedder) = &config.embedder {
-            fill_vectors(&registry, embedder)?;
-        }
+        let semantic = fill_vectors(&registry, config)?;
         let segments = registry.segments()?;
-        let contents = registry.contents(config.embedder.is_some())?;
+        let contents = registry.contents(semantic)?;
         let changed = stats.parsed + stats.removed > 0;
         let catalog = match catalog {
             Ok(catalog) if !changed => Ok(catalog),
@@ -173,6 +171,7 @@ impl OpenIndex {
             text,
             store,
             catalog,
+            semantic,
             stats: RefreshStats { rebuilt, ..stats },
         })
     }
@@ -313,11 +312,25 @@ fn build_catalog(registry: &Registry, file: Option<&Path>) -> Result<Catalog, En
 }
 
 /// Embeds the definitions that have no vector yet (new or changed files, or all of them when
-/// the model was installed after the index was built).
-fn fill_vectors(registry: &Registry, embedder: &Embedder) -> Result<(), EngineError> {
+/// the model was installed after the index was built), when there is a model and they are no
+/// more than `config.embed_limit`. Returns whether every definition now has a vector.
+fn fill_vectors(registry: &Registry, config: &Config) -> Result<bool, EngineError> {
+    let Some(embedder) = &config.embedder else {
+        return Ok(false);
+    };
     let missing: HashSet<u64> = registry.missing_vectors()?.into_iter().collect();
     if missing.is_empty() {
-        return Ok(());
+        return Ok(true);
+    }
+    if missing.len() > config.embed_limit {
+        tracing::warn!(
+            "semantic search is off: {} definitions have no vector yet, more than opening embeds \
+             ({}); `orchestr8 index --embed-all` embeds them (30-40 ms each on two cores), and \
+             until then BM25 ranks alone",
+            missing.len(),
+            config.embed_limit
+        );
+        return Ok(false);
     }
     let definitions: Vec<Definition> = registry
         .definitions()?
@@ -329,7 +342,7 @@ fn fill_vectors(registry: &Registry, embedder: &Embedder) -> Result<(), EngineEr
     let rows: Vec<(u64, Vec<f32>)> = definitions.iter().map(|d| d.key).zip(vectors).collect();
     registry.put_vectors(&rows)?;
     tracing::debug!(embedded = rows.len(), "definition vectors computed");
-    Ok(())
+    Ok(true)
 }
 
 /// Files parsed per batch: bounds the bytes and body texts held in memory at once. A 100k
