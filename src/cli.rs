@@ -132,6 +132,10 @@ enum Command {
         /// Requests timed per query class.
         #[arg(long, default_value_t = 300)]
         queries: usize,
+        /// Largest COUNT also measured with semantic fusion on (when the model is installed):
+        /// embedding a library takes 30-40 ms a definition, about an hour at 100k.
+        #[arg(long, default_value_t = orchestr8::bench::SEMANTIC_MAX)]
+        semantic_max: usize,
     },
 }
 
@@ -283,6 +287,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             count,
             seed,
             queries,
+            semantic_max,
         } => {
             let options = orchestr8::bench::Options {
                 counts: count.clone(),
@@ -291,6 +296,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 sources: config.roots.clone(),
                 binary: Some(std::env::current_exe().context("cannot find this binary")?),
                 semantic: config.embedder.clone(),
+                semantic_max: *semantic_max,
             };
             let report = orchestr8::bench::run(&options, &mut |m| eprintln!("bench: {m}"))?;
             match args.json {

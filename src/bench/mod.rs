@@ -274,7 +274,8 @@ pub struct SizeReport {
     /// The `serve` child's own peak RSS after those calls: a real serving process, without the
     /// heap this process kept from the build.
     pub mcp_server_peak_rss_mb: Option<f64>,
-    /// The same text classes with semantic fusion on, when the model is installed.
+    /// The same text classes with semantic fusion on, when the model is installed and the
+    /// size is at most `Report::semantic_max`.
     pub semantic: Option<SemanticReport>,
 }
 
@@ -293,6 +294,8 @@ pub struct SemanticReport {
 pub struct Report {
     /// Loading the embedding model (tokenizer, config, mapped weights), when it is installed.
     pub model_load_ms: Option<f64>,
+    /// The largest size measured with semantic fusion on.
+    pub semantic_max: usize,
     pub seed: u64,
     pub queries_per_class: usize,
     pub threads: usize,
@@ -310,9 +313,16 @@ pub struct Options {
     pub sources: Vec<PathBuf>,
     /// The orchestr8 binary to start as an MCP server; `None` skips the round trip.
     pub binary: Option<PathBuf>,
-    /// The embedding model: with it, every size is also measured with semantic fusion on.
+    /// The embedding model: with it, every size up to `semantic_max` is also measured with
+    /// semantic fusion on.
     pub semantic: Option<Arc<Embedder>>,
+    /// The largest size measured with semantic fusion on: embedding a library takes 30-40 ms a
+    /// definition on two cores, about an hour at 100k.
+    pub semantic_max: usize,
 }
+
+/// `Options::semantic_max` unless told otherwise: a 10k library embeds in about six minutes.
+pub const SEMANTIC_MAX: usize = 10_000;
 
 /// A scratch directory under the system's temp dir, removed when dropped (also on error), as a
 /// 100k library is 600 MB.
@@ -352,6 +362,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
             .semantic
             .as_ref()
             .map(|e| e.load_time().as_secs_f64() * 1e3),
+        semantic_max: options.semantic_max,
         seed: options.seed,
         queries_per_class: options.queries,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -432,6 +443,7 @@ fn run_size(
     }
 
     let semantic = match &options.semantic {
+        Some(_) if count > options.semantic_max => None,
         None => None,
         Some(embedder) => Some(measure_semantic(
             options, vocabulary, &config, embedder, count, progress,

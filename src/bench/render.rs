@@ -19,11 +19,15 @@ pub fn render(report: &Report) -> String {
         out,
         "{}",
         match report.model_load_ms {
-            Some(ms) =>
-                format!("embedding model loaded in {ms:.0} ms: semantic fusion measured too"),
+            Some(ms) => format!(
+                "embedding model loaded in {ms:.0} ms: semantic fusion measured too, at sizes up to {}",
+                report.semantic_max
+            ),
             None => "no embedding model (or --no-semantic): BM25 alone".to_string(),
         }
     );
+    // Seconds a definition took to embed at the last size measured with semantic fusion on.
+    let mut per_definition_s: Option<f64> = None;
     for s in &report.sizes {
         let _ = writeln!(
             out,
@@ -104,7 +108,29 @@ pub fn render(report: &Report) -> String {
             "naive scan of descriptions, sentence p50 {:.3} ms: the engine is {:.1}x faster",
             s.naive_sentence_ms.p50, s.speedup_sentence
         );
+        if s.semantic.is_none() && report.model_load_ms.is_some() {
+            let _ = writeln!(
+                out,
+                "semantic on: not measured above --semantic-max {}{}",
+                report.semantic_max,
+                match per_definition_s {
+                    Some(each) => {
+                        let total = each * s.definitions as f64;
+                        format!(
+                            " (embedding every definition would take about {} at the {:.0} ms a definition measured below it)",
+                            match total < 90.0 {
+                                true => format!("{total:.0} s"),
+                                false => format!("{:.0} min", total / 60.0),
+                            },
+                            each * 1e3
+                        )
+                    }
+                    None => String::new(),
+                }
+            );
+        }
         if let Some(sem) = &s.semantic {
+            per_definition_s = Some(sem.embed_build_s / s.definitions.max(1) as f64);
             let _ = writeln!(
                 out,
                 "semantic on: embedding every definition {:.1} s; query ms (p50 off -> on, then on p95 p99 max, idle p50)",
