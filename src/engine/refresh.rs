@@ -338,12 +338,23 @@ fn fill_vectors(registry: &Registry, config: &Config) -> Result<bool, EngineErro
         .filter(|d| missing.contains(&d.key))
         .collect();
     let texts: Vec<String> = definitions.iter().map(crate::embed::routing_text).collect();
-    let vectors = embedder.documents(&texts)?;
+    // In chunks, so that a long run (`index --embed-all` on a large library) shows progress.
+    let bar = progress_bar(config.progress, texts.len(), "embedding definitions");
+    let mut vectors = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(EMBED_CHUNK) {
+        vectors.extend(embedder.documents(chunk)?);
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
     let rows: Vec<(u64, Vec<f32>)> = definitions.iter().map(|d| d.key).zip(vectors).collect();
     registry.put_vectors(&rows)?;
     tracing::debug!(embedded = rows.len(), "definition vectors computed");
     Ok(true)
 }
+
+/// Definitions embedded between two steps of the progress bar (each chunk is sorted by length
+/// for the model's batches, so a chunk much smaller would pad more).
+const EMBED_CHUNK: usize = 256;
 
 /// Files parsed per batch: bounds the bytes and body texts held in memory at once. A 100k
 /// build's peak RSS (`orchestr8 index`, twice each) was 374-376 MB with 2,048, 339-343 with 512
@@ -416,7 +427,7 @@ fn update(
         writer.delete(crate::library::key_of(path));
     }
     let mut rows = registry.writer(&removed)?;
-    let bar = progress_bar(progress, changed.len());
+    let bar = progress_bar(progress, changed.len(), "parsing definitions");
     for batch in changed.chunks(BATCH) {
         let parsed: Vec<(&FoundFile, Vec<u8>, ParsedFile)> = batch
             .par_iter()
@@ -505,7 +516,7 @@ fn read_and_parse(file: &FoundFile) -> (Vec<u8>, ParsedFile) {
     }
 }
 
-fn progress_bar(enabled: bool, len: usize) -> indicatif::ProgressBar {
+fn progress_bar(enabled: bool, len: usize, message: &'static str) -> indicatif::ProgressBar {
     if !enabled || len < 500 {
         return indicatif::ProgressBar::hidden();
     }
@@ -513,7 +524,11 @@ fn progress_bar(enabled: bool, len: usize) -> indicatif::ProgressBar {
         Some(len as u64),
         indicatif::ProgressDrawTarget::stderr(),
     );
-    bar.set_message("parsing definitions");
+    let style =
+        indicatif::ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} ({eta} left)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(message);
     bar
 }
 
