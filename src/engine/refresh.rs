@@ -324,6 +324,8 @@ fn fill_vectors(registry: &Registry, config: &Config) -> Result<bool, EngineErro
     }
     if missing.len() > config.embed_limit {
         tracing::warn!(
+            missing = missing.len(),
+            limit = config.embed_limit,
             "semantic search is off: {} definitions have no vector yet, more than opening embeds \
              ({}); `orchestr8 index --embed-all` embeds them (30-40 ms each on two cores), and \
              until then BM25 ranks alone",
