@@ -193,7 +193,12 @@ fn config(args: &Args) -> Config {
         roots,
         index_dir,
         progress: std::io::stderr().is_terminal(),
-        embedder: embedder(args),
+        // The bench loads the model itself, for the sizes it measures semantic fusion at;
+        // synth ranks nothing.
+        embedder: match args.command {
+            Command::Bench { .. } | Command::Synth { .. } => None,
+            _ => embedder(args),
+        },
         embed_limit: match args.command {
             Command::Index { embed_all: true } => usize::MAX,
             _ => Config::DEFAULT_EMBED_LIMIT,
@@ -202,9 +207,9 @@ fn config(args: &Args) -> Config {
     }
 }
 
-/// The embedding model from `ORCHESTR8_MODEL_DIR`, else where `scripts/setup` puts it. Missing,
-/// search runs on BM25 alone and says so once.
-fn embedder(args: &Args) -> Option<std::sync::Arc<orchestr8::embed::Embedder>> {
+/// The embedding model's folder: `ORCHESTR8_MODEL_DIR`, else where `scripts/setup` puts it.
+/// `None` with `--no-semantic`, or when it is not installed (said once).
+fn model_dir(args: &Args) -> Option<PathBuf> {
     if args.no_semantic {
         return None;
     }
@@ -224,6 +229,12 @@ fn embedder(args: &Args) -> Option<std::sync::Arc<orchestr8::embed::Embedder>> {
         );
         return None;
     }
+    Some(dir)
+}
+
+/// The embedding model, loaded. Missing or unloadable, search runs on BM25 alone and says so.
+fn embedder(args: &Args) -> Option<std::sync::Arc<orchestr8::embed::Embedder>> {
+    let dir = model_dir(args)?;
     match orchestr8::embed::Embedder::load(&dir) {
         Ok(embedder) => {
             let ms = embedder.load_time().as_millis() as u64;
@@ -295,7 +306,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 queries: *queries,
                 sources: config.roots.clone(),
                 binary: Some(std::env::current_exe().context("cannot find this binary")?),
-                semantic: config.embedder.clone(),
+                model: model_dir(&args),
                 semantic_max: *semantic_max,
             };
             let report = orchestr8::bench::run(&options, &mut |m| eprintln!("bench: {m}"))?;

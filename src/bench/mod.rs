@@ -23,7 +23,7 @@ use serde::Serialize;
 pub use mcp_client::McpClient;
 pub use render::render;
 
-use crate::embed::Embedder;
+use crate::embed::{EmbedError, Embedder};
 use crate::synth::{self, SynthError, SynthReport, Vocabulary};
 use crate::{Config, Engine, EngineError, Filters, Query};
 
@@ -50,6 +50,8 @@ pub enum BenchError {
     },
     #[error("MCP round trip: {0}")]
     Mcp(String),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
@@ -284,6 +286,9 @@ pub struct SizeReport {
 /// other requests), so every one pays for embedding its text.
 #[derive(Clone, Debug, Serialize)]
 pub struct SemanticReport {
+    /// Loading the embedding model (tokenizer, config, weights): what every process with
+    /// semantic search pays at start.
+    pub model_load_ms: f64,
     /// `Engine::open` on the built index with the model: embedding every definition.
     pub embed_build_s: f64,
     pub queries_ms: Vec<ClassLatency>,
@@ -292,8 +297,8 @@ pub struct SemanticReport {
 /// One `orchestr8 bench` run.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
-    /// Loading the embedding model (tokenizer, config, mapped weights), when it is installed.
-    pub model_load_ms: Option<f64>,
+    /// Whether the embedding model is installed (and `--no-semantic` was not given).
+    pub model: bool,
     /// The largest size measured with semantic fusion on.
     pub semantic_max: usize,
     pub seed: u64,
@@ -313,9 +318,10 @@ pub struct Options {
     pub sources: Vec<PathBuf>,
     /// The orchestr8 binary to start as an MCP server; `None` skips the round trip.
     pub binary: Option<PathBuf>,
-    /// The embedding model: with it, every size up to `semantic_max` is also measured with
-    /// semantic fusion on.
-    pub semantic: Option<Arc<Embedder>>,
+    /// The embedding model's folder: with it, every size up to `semantic_max` is also measured
+    /// with semantic fusion on, the model loaded for that pass only, so that no size's other
+    /// figures (peak RSS above all: the weights are some 90 MB) carry it.
+    pub model: Option<PathBuf>,
     /// The largest size measured with semantic fusion on: embedding a library takes 30-40 ms a
     /// definition on two cores, about an hour at 100k.
     pub semantic_max: usize,
@@ -358,10 +364,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, 
         sizes.push(run_size(options, &vocabulary, count, progress)?);
     }
     Ok(Report {
-        model_load_ms: options
-            .semantic
-            .as_ref()
-            .map(|e| e.load_time().as_secs_f64() * 1e3),
+        model: options.model.is_some(),
         semantic_max: options.semantic_max,
         seed: options.seed,
         queries_per_class: options.queries,
@@ -441,13 +444,14 @@ fn run_size(
         progress(&format!("{count}: {} queries", class.name()));
         queries_ms.push(time_class(&engine, *class, set, set, set)?);
     }
+    // Read before the semantic pass and the baseline, whose memory is not the engine's.
+    let peak_rss_serve_mb = peak_rss_bytes().map(|b| b as f64 / 1e6);
 
-    let semantic = match &options.semantic {
-        Some(_) if count > options.semantic_max => None,
-        None => None,
-        Some(embedder) => Some(measure_semantic(
-            options, vocabulary, &config, embedder, count, progress,
+    let semantic = match &options.model {
+        Some(model) if count <= options.semantic_max => Some(measure_semantic(
+            options, vocabulary, &config, model, count, progress,
         )?),
+        _ => None,
     };
 
     progress(&format!("{count}: naive baseline"));
@@ -464,7 +468,6 @@ fn run_size(
     drop(descriptions);
     let naive_sentence_ms = Latency::of(&mut naive, 1e3);
     let engine_sentence = queries_ms[1].ms.p50;
-    let peak_rss_serve_mb = peak_rss_bytes().map(|b| b as f64 / 1e6);
     let peak_rss_mb = match (peak_rss_build_mb, peak_rss_serve_mb) {
         (Some(build), Some(serve)) => Some(build.max(serve)),
         (build, serve) => build.or(serve),
@@ -592,21 +595,22 @@ fn measure_semantic(
     options: &Options,
     vocabulary: &Vocabulary,
     config: &Config,
-    embedder: &Arc<Embedder>,
+    model: &Path,
     count: usize,
     progress: &mut dyn FnMut(&str),
 ) -> Result<SemanticReport, BenchError> {
+    progress(&format!("{count}: loading the embedding model"));
+    // Loaded afresh for each size, so no vector a size before it cached answers its requests.
+    let embedder = Arc::new(Embedder::load(model)?);
     progress(&format!("{count}: embedding every definition"));
     let config = Config {
-        embedder: Some(Arc::clone(embedder)),
+        embedder: Some(Arc::clone(&embedder)),
         embed_limit: usize::MAX,
         ..config.clone()
     };
     let started = Instant::now();
     let engine = Engine::open(&config)?;
     let embed_build_s = started.elapsed().as_secs_f64();
-    // The sizes before this one sent the same requests: their vectors must not be cached.
-    embedder.forget_queries();
     let mut queries_ms = Vec::new();
     for class in SEMANTIC_CLASSES {
         progress(&format!("{count}: {} queries, semantic", class.name()));
@@ -617,6 +621,7 @@ fn measure_semantic(
         queries_ms.push(time_class(&engine, class, &warm_up, &set, &after_idle)?);
     }
     Ok(SemanticReport {
+        model_load_ms: embedder.load_time().as_secs_f64() * 1e3,
         embed_build_s,
         queries_ms,
     })

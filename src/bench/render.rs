@@ -18,12 +18,12 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(
         out,
         "{}",
-        match report.model_load_ms {
-            Some(ms) => format!(
-                "embedding model loaded in {ms:.0} ms: semantic fusion measured too, at sizes up to {}",
+        match report.model {
+            true => format!(
+                "embedding model installed: sizes up to {} measured with semantic fusion on too",
                 report.semantic_max
             ),
-            None => "no embedding model (or --no-semantic): BM25 alone".to_string(),
+            false => "no embedding model (or --no-semantic): BM25 alone".to_string(),
         }
     );
     // Seconds a definition took to embed at the last size measured with semantic fusion on.
@@ -108,7 +108,7 @@ pub fn render(report: &Report) -> String {
             "naive scan of descriptions, sentence p50 {:.3} ms: the engine is {:.1}x faster",
             s.naive_sentence_ms.p50, s.speedup_sentence
         );
-        if s.semantic.is_none() && report.model_load_ms.is_some() {
+        if s.semantic.is_none() && report.model {
             let _ = writeln!(
                 out,
                 "semantic on: not measured above --semantic-max {}{}",
@@ -133,8 +133,8 @@ pub fn render(report: &Report) -> String {
             per_definition_s = Some(sem.embed_build_s / s.definitions.max(1) as f64);
             let _ = writeln!(
                 out,
-                "semantic on: embedding every definition {:.1} s; query ms (p50 off -> on, then on p95 p99 max, idle p50)",
-                sem.embed_build_s
+                "semantic on: model loaded in {:.0} ms, embedding every definition {:.1} s; query ms (p50 off -> on, then on p95 p99 max, idle p50)",
+                sem.model_load_ms, sem.embed_build_s
             );
             for c in &sem.queries_ms {
                 let off = s
