@@ -232,20 +232,11 @@ fn model_dir(args: &Args) -> Option<PathBuf> {
     Some(dir)
 }
 
-/// The embedding model, loaded. Missing or unloadable, search runs on BM25 alone and says so.
+/// The embedding model, read when a library first needs it (`Embedder::open`). Missing, search
+/// runs on BM25 alone and says so.
 fn embedder(args: &Args) -> Option<std::sync::Arc<orchestr8::embed::Embedder>> {
     let dir = model_dir(args)?;
-    match orchestr8::embed::Embedder::load(&dir) {
-        Ok(embedder) => {
-            let ms = embedder.load_time().as_millis() as u64;
-            tracing::debug!(ms, "embedding model loaded");
-            Some(std::sync::Arc::new(embedder))
-        }
-        Err(error) => {
-            tracing::warn!(%error, "semantic search is off: the embedding model could not be loaded");
-            None
-        }
-    }
+    Some(std::sync::Arc::new(orchestr8::embed::Embedder::open(&dir)))
 }
 
 fn cache_base() -> Option<PathBuf> {

@@ -4,8 +4,8 @@
 //!
 //! Texts are mean-pooled over real tokens and L2-normalised, so a dot product is the cosine.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -38,15 +38,22 @@ fn run_error(e: impl std::fmt::Display) -> EmbedError {
     EmbedError::Run(e.to_string())
 }
 
+/// The model, loaded on first use: a process that opens a library too large to embed on
+/// opening (`Config::embed_limit`) never needs it, and its weights are some 90 MB and 100 ms.
 pub struct Embedder {
-    model: BertModel,
+    dir: PathBuf,
+    model: OnceLock<Result<Model, String>>,
+    queries: Cache<String, Arc<Vec<f32>>>,
+}
+
+struct Model {
+    bert: BertModel,
     /// Truncating at QUERY_TOKENS, for requests.
     query_tokenizer: Tokenizer,
     /// Truncating at DEFINITION_TOKENS, for definitions. Two configured copies, because
     /// cloning a tokenizer to change its truncation copies its whole vocabulary (milliseconds).
     definition_tokenizer: Tokenizer,
-    queries: Cache<String, Arc<Vec<f32>>>,
-    /// How long `load` took: what every process with semantic search pays at start.
+    /// How long loading took: what every process with semantic search pays once.
     load_time: std::time::Duration,
 }
 
@@ -57,18 +64,94 @@ impl std::fmt::Debug for Embedder {
 }
 
 impl Embedder {
-    /// Loads the model from `dir` (`config.json`, `tokenizer.json`, `model.safetensors`).
+    /// The model in `dir` (`config.json`, `tokenizer.json`, `model.safetensors`), read when
+    /// first needed.
+    pub fn open(dir: &Path) -> Embedder {
+        Embedder {
+            dir: dir.to_path_buf(),
+            model: OnceLock::new(),
+            queries: Cache::new(4096),
+        }
+    }
+
+    /// The model in `dir`, read now.
     pub fn load(dir: &Path) -> Result<Embedder, EmbedError> {
+        let embedder = Embedder::open(dir);
+        embedder.model()?;
+        Ok(embedder)
+    }
+
+    /// The model, read on the first call; an error is kept and returned again.
+    fn model(&self) -> Result<&Model, EmbedError> {
+        self.model
+            .get_or_init(|| {
+                let model = Model::load(&self.dir);
+                if let Ok(model) = &model {
+                    let ms = model.load_time.as_millis() as u64;
+                    tracing::debug!(ms, "embedding model loaded");
+                }
+                model
+            })
+            .as_ref()
+            .map_err(|message| EmbedError::Load {
+                dir: self.dir.display().to_string(),
+                message: message.clone(),
+            })
+    }
+
+    /// Reads the model if it is not yet read: whether it can be used.
+    pub fn ready(&self) -> Result<(), EmbedError> {
+        self.model().map(|_| ())
+    }
+
+    /// How long reading the model took, once it was read.
+    pub fn load_time(&self) -> Option<std::time::Duration> {
+        self.model.get()?.as_ref().ok().map(|m| m.load_time)
+    }
+
+    /// The vector of a query, cached: orchestrators repeat themselves.
+    pub fn query(&self, text: &str) -> Result<Arc<Vec<f32>>, EmbedError> {
+        if let Some(v) = self.queries.get(text) {
+            return Ok(v);
+        }
+        let model = self.model()?;
+        let mut vectors = model.embed(&[text], &model.query_tokenizer)?;
+        let v = Arc::new(
+            vectors
+                .pop()
+                .ok_or_else(|| EmbedError::Run("no vector".into()))?,
+        );
+        self.queries.insert(text.to_string(), Arc::clone(&v));
+        Ok(v)
+    }
+
+    /// Vectors of definition texts, in input order.
+    pub fn documents(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let model = self.model()?;
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| texts[i].len());
+        let mut out = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(BATCH) {
+            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
+            for (&i, v) in chunk
+                .iter()
+                .zip(model.embed(&batch, &model.definition_tokenizer)?)
+            {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Model {
+    fn load(dir: &Path) -> Result<Model, String> {
         let started = std::time::Instant::now();
-        let fail = |message: String| EmbedError::Load {
-            dir: dir.display().to_string(),
-            message,
-        };
-        let config =
-            std::fs::read_to_string(dir.join("config.json")).map_err(|e| fail(e.to_string()))?;
-        let config: Config = serde_json::from_str(&config).map_err(|e| fail(e.to_string()))?;
+        let fail = |e: &dyn std::fmt::Display| e.to_string();
+        let config = std::fs::read_to_string(dir.join("config.json")).map_err(|e| fail(&e))?;
+        let config: Config = serde_json::from_str(&config).map_err(|e| fail(&e))?;
         let mut tokenizer =
-            Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| fail(e.to_string()))?;
+            Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| fail(&e))?;
         // The shipped tokenizer.json pads every text to 128 tokens; pooling must see real
         // tokens only, and padding a 5-word query costs five times the work.
         tokenizer.with_padding(None);
@@ -81,60 +164,23 @@ impl Embedder {
                 &Device::Cpu,
             )
         }
-        .map_err(|e| fail(e.to_string()))?;
-        let model = BertModel::load(weights, &config).map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(&e))?;
+        let bert = BertModel::load(weights, &config).map_err(|e| fail(&e))?;
         let truncated = |max_length: usize| {
             let mut t = tokenizer.clone();
             t.with_truncation(Some(TruncationParams {
                 max_length,
                 ..Default::default()
             }))
-            .map_err(|e| fail(e.to_string()))?;
-            Ok(t)
+            .map_err(|e| fail(&e))?;
+            Ok::<_, String>(t)
         };
-        Ok(Embedder {
-            model,
+        Ok(Model {
+            bert,
             query_tokenizer: truncated(QUERY_TOKENS)?,
             definition_tokenizer: truncated(DEFINITION_TOKENS)?,
-            queries: Cache::new(4096),
             load_time: started.elapsed(),
         })
-    }
-
-    pub fn load_time(&self) -> std::time::Duration {
-        self.load_time
-    }
-
-    /// The vector of a query, cached: orchestrators repeat themselves.
-    pub fn query(&self, text: &str) -> Result<Arc<Vec<f32>>, EmbedError> {
-        if let Some(v) = self.queries.get(text) {
-            return Ok(v);
-        }
-        let mut vectors = self.embed(&[text], &self.query_tokenizer)?;
-        let v = Arc::new(
-            vectors
-                .pop()
-                .ok_or_else(|| EmbedError::Run("no vector".into()))?,
-        );
-        self.queries.insert(text.to_string(), Arc::clone(&v));
-        Ok(v)
-    }
-
-    /// Vectors of definition texts, in input order.
-    pub fn documents(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].len());
-        let mut out = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(BATCH) {
-            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
-            for (&i, v) in chunk
-                .iter()
-                .zip(self.embed(&batch, &self.definition_tokenizer)?)
-            {
-                out[i] = v;
-            }
-        }
-        Ok(out)
     }
 
     fn embed(&self, texts: &[&str], tokenizer: &Tokenizer) -> Result<Vec<Vec<f32>>, EmbedError> {
@@ -156,7 +202,7 @@ impl Embedder {
         let mask = Tensor::from_vec(mask, (n, len), &Device::Cpu).map_err(run_error)?;
         let types = ids.zeros_like().map_err(run_error)?;
         let hidden = self
-            .model
+            .bert
             .forward(&ids, &types, Some(&mask))
             .map_err(run_error)?;
         let weights = mask

@@ -72,11 +72,12 @@ fn similar_requests_are_closer_than_unrelated_ones() {
 }
 
 /// Opening embeds at most `embed_limit` definitions that have no vector: past it, searches rank
-/// by BM25 alone until an open without a limit (`index --embed-all`) embeds them all; after
-/// that, a reopen has nothing left to embed, whatever its limit.
+/// by BM25 alone (and the model is never read) until an open without a limit (`index
+/// --embed-all`) embeds them all; after that, a reopen has nothing left to embed, whatever its
+/// limit.
 #[test]
 fn opening_embeds_no_more_than_its_limit() {
-    let embedder = Arc::new(Embedder::load(&model_dir()).expect("the model loads"));
+    let embedder = Arc::new(Embedder::open(&model_dir()));
     let library = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-code");
     let index = tempfile::tempdir().expect("a temporary directory");
     let config = |embed_limit: usize| Config {
@@ -96,9 +97,34 @@ fn opening_embeds_no_more_than_its_limit() {
     };
     let found = first.search(&request).expect("BM25 still ranks");
     assert!(!found.plan.semantic && !found.results.is_empty());
+    assert!(
+        embedder.load_time().is_none(),
+        "the model was read for nothing"
+    );
     drop(first);
     assert!(opened(usize::MAX).has_semantic());
     let reopened = opened(0);
     assert!(reopened.has_semantic());
     assert!(reopened.search(&request).expect("a search").plan.semantic);
+}
+
+/// A model folder that cannot be read leaves search to BM25, as a missing one does.
+#[test]
+fn an_unreadable_model_leaves_search_to_bm25() {
+    let library = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-code");
+    let empty = tempfile::tempdir().expect("a temporary directory");
+    let config = Config {
+        embedder: Some(Arc::new(Embedder::open(empty.path()))),
+        ..Config::new(vec![library])
+    };
+    let engine = Engine::open(&config).expect("the library opens");
+    assert!(!engine.has_semantic());
+    let found = engine
+        .search(&Query {
+            text: "terraform modules for our infrastructure".into(),
+            filters: Filters::default(),
+            limit: 5,
+        })
+        .expect("BM25 ranks");
+    assert!(!found.plan.semantic && !found.results.is_empty());
 }

@@ -621,7 +621,7 @@ fn measure_semantic(
         queries_ms.push(time_class(&engine, class, &warm_up, &set, &after_idle)?);
     }
     Ok(SemanticReport {
-        model_load_ms: embedder.load_time().as_secs_f64() * 1e3,
+        model_load_ms: embedder.load_time().map_or(0.0, |t| t.as_secs_f64() * 1e3),
         embed_build_s,
         queries_ms,
     })

@@ -319,9 +319,6 @@ fn fill_vectors(registry: &Registry, config: &Config) -> Result<bool, EngineErro
         return Ok(false);
     };
     let missing: HashSet<u64> = registry.missing_vectors()?.into_iter().collect();
-    if missing.is_empty() {
-        return Ok(true);
-    }
     if missing.len() > config.embed_limit {
         tracing::warn!(
             missing = missing.len(),
@@ -333,6 +330,14 @@ fn fill_vectors(registry: &Registry, config: &Config) -> Result<bool, EngineErro
             config.embed_limit
         );
         return Ok(false);
+    }
+    // Read here, not at start, so that a library served by BM25 alone never reads it.
+    if let Err(error) = embedder.ready() {
+        tracing::warn!(%error, "semantic search is off: the embedding model could not be loaded");
+        return Ok(false);
+    }
+    if missing.is_empty() {
+        return Ok(true);
     }
     let definitions: Vec<Definition> = registry
         .definitions()?
