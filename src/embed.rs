@@ -147,11 +147,10 @@ impl Embedder {
 impl Model {
     fn load(dir: &Path) -> Result<Model, String> {
         let started = std::time::Instant::now();
-        let fail = |e: &dyn std::fmt::Display| e.to_string();
-        let config = std::fs::read_to_string(dir.join("config.json")).map_err(|e| fail(&e))?;
-        let config: Config = serde_json::from_str(&config).map_err(|e| fail(&e))?;
+        let config = std::fs::read_to_string(dir.join("config.json")).map_err(|e| e.to_string())?;
+        let config: Config = serde_json::from_str(&config).map_err(|e| e.to_string())?;
         let mut tokenizer =
-            Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| fail(&e))?;
+            Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| e.to_string())?;
         // The shipped tokenizer.json pads every text to 128 tokens; pooling must see real
         // tokens only, and padding a 5-word query costs five times the work.
         tokenizer.with_padding(None);
@@ -164,15 +163,15 @@ impl Model {
                 &Device::Cpu,
             )
         }
-        .map_err(|e| fail(&e))?;
-        let bert = BertModel::load(weights, &config).map_err(|e| fail(&e))?;
+        .map_err(|e| e.to_string())?;
+        let bert = BertModel::load(weights, &config).map_err(|e| e.to_string())?;
         let truncated = |max_length: usize| {
             let mut t = tokenizer.clone();
             t.with_truncation(Some(TruncationParams {
                 max_length,
                 ..Default::default()
             }))
-            .map_err(|e| fail(&e))?;
+            .map_err(|e| e.to_string())?;
             Ok::<_, String>(t)
         };
         Ok(Model {
