@@ -7,7 +7,8 @@
 //! same real vocabulary as the library, so their terms are as common or as rare as real ones.
 //! Then it starts `orchestr8 serve` on the library and times `discover_agents` over stdio,
 //! which is what an MCP client actually waits for, and last it edits one definition and times
-//! the refresh that follows.
+//! the refresh that follows. With the embedding model, a size up to `Options::semantic_max` is
+//! also measured with semantic fusion on, the model loaded for that pass alone.
 
 mod mcp_client;
 mod render;
