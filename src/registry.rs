@@ -400,13 +400,6 @@ impl Registry {
         Ok(())
     }
 
-    /// Every definition, in no particular order (the catalog orders them by precedence).
-    pub fn definitions(&self) -> Result<Vec<Definition>, RegistryError> {
-        let mut out = Vec::new();
-        self.definitions_in_chunks(|chunk| out.extend(chunk))?;
-        Ok(out)
-    }
-
     /// Every definition, handed to `each` a chunk of rows at a time, so a caller that keeps
     /// less than the whole definition never holds them all. Read column-wise from a streamed
     /// result: at 100k definitions, DuckDB's materialised result was about 150 MB held beside

@@ -687,7 +687,7 @@ mod tests {
             .map(|d| home.join(d))
             .to_vec();
         let engine = Engine::open(&Config::new(roots)).unwrap();
-        let all = engine.registry.definitions().unwrap();
+        let all: Vec<Definition> = engine.definitions().collect();
         let mut filters = vec![Filters::default()];
         for d in &all {
             let values = [d.role.clone(), d.category.clone(), d.model.clone()];

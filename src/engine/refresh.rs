@@ -339,11 +339,12 @@ fn fill_vectors(registry: &Registry, config: &Config) -> Result<bool, EngineErro
     if missing.is_empty() {
         return Ok(true);
     }
-    let definitions: Vec<Definition> = registry
-        .definitions()?
-        .into_iter()
-        .filter(|d| missing.contains(&d.key))
-        .collect();
+    // Streamed and filtered: after one edit of a large embedded library, one definition of
+    // all the rows read is kept, not every definition at once.
+    let mut definitions: Vec<Definition> = Vec::with_capacity(missing.len());
+    registry.definitions_in_chunks(|chunk| {
+        definitions.extend(chunk.into_iter().filter(|d| missing.contains(&d.key)));
+    })?;
     let texts: Vec<String> = definitions.iter().map(crate::embed::routing_text).collect();
     // In chunks, so that a long run (`index --embed-all` on a large library) shows progress.
     let bar = progress_bar(config.progress, texts.len(), "embedding definitions");
