@@ -600,15 +600,19 @@ mod tests {
     use crate::planner::Strategy;
     use crate::registry::Matching;
 
+    /// Writes `<dir>/<name>.md`: an agent named `name` with the other frontmatter `fields`.
+    fn write_agent(dir: &Path, name: &str, fields: &str) {
+        let text = format!("---\nname: {name}\n{fields}\n---\nBody.\n");
+        std::fs::write(dir.join(format!("{name}.md")), text).unwrap();
+    }
+
     #[test]
     fn a_role_lists_its_primary_then_other_declarers_then_fallbacks() {
         let dir = tempfile::tempdir().unwrap();
         let agent = |name: &str, role: &str, fallbacks: &str| {
-            let path = dir.path().join(format!("{name}.md"));
-            let text = format!(
-                "---\nname: {name}\ndescription: Agent {name}\nrole: {role}\nfallbacks: [{fallbacks}]\n---\nBody.\n"
-            );
-            std::fs::write(path, text).unwrap();
+            let fields =
+                format!("description: Agent {name}\nrole: {role}\nfallbacks: [{fallbacks}]");
+            write_agent(dir.path(), name, &fields);
         };
         agent("review", "review", "gone, helper");
         agent("charlie", "review", "");
@@ -634,11 +638,8 @@ mod tests {
     fn a_filtered_list_of_copies_widens_until_it_is_full() {
         let dir = tempfile::tempdir().unwrap();
         let agent = |name: &str, capability: &str, description: &str| {
-            let path = dir.path().join(format!("{name}.md"));
-            let text = format!(
-                "---\nname: {name}\ndescription: {description}\ncapabilities: [{capability}]\n---\nBody.\n"
-            );
-            std::fs::write(path, text).unwrap();
+            let fields = format!("description: {description}\ncapabilities: [{capability}]");
+            write_agent(dir.path(), name, &fields);
         };
         for i in 0..12 {
             agent(
