@@ -193,8 +193,8 @@ fn config(args: &Args) -> Config {
         roots,
         index_dir,
         progress: std::io::stderr().is_terminal(),
-        // The bench loads the model itself, for the sizes it measures semantic fusion at;
-        // synth ranks nothing.
+        // The bench takes the model's folder (`model_dir`) and loads it for each size it
+        // measures semantic fusion at; synth ranks nothing. Neither needs an embedder here.
         embedder: match args.command {
             Command::Bench { .. } | Command::Synth { .. } => None,
             _ => embedder(args),
