@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use tantivy::columnar::Column;
 use tantivy::fastfield::AliveBitSet;
 use tantivy::fieldnorm::FieldNormReader;
-use tantivy::postings::BlockSegmentPostings;
+use tantivy::postings::{BlockSegmentPostings, TermInfo};
 use tantivy::query::{Bm25StatisticsProvider, Bm25Weight};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocId, Score, Searcher, Term};
@@ -72,6 +72,9 @@ pub(super) struct Clause {
     pub boost: Score,
     /// The document frequency its idf is computed from, when not the term's own in its field.
     pub doc_freq: Option<u64>,
+    /// The term's entry in each segment's dictionary, when the request's analysis already
+    /// looked it up (in the same searcher): not looked up twice.
+    pub found: Option<Vec<Option<TermInfo>>>,
 }
 
 /// Fewest documents worth a thread of their own: below this the wake-up and the setup of a
@@ -120,18 +123,18 @@ fn top_keys_in_parts(
 ) -> tantivy::Result<Vec<(u64, Score)>> {
     let segments = searcher.segment_readers();
     // One dictionary lookup per clause and segment gives both the document frequency and the
-    // postings (tantivy's TermQuery looks each term up twice).
+    // postings (tantivy's TermQuery looks each term up twice), none when analysis made it.
     let mut infos = Vec::with_capacity(segments.len());
-    for reader in segments {
+    for (ord, reader) in segments.iter().enumerate() {
         let mut row = Vec::with_capacity(clauses.len());
         let mut inverted = FieldCache::default();
         for clause in clauses {
             let index = inverted.get(clause.term.field(), |f| reader.inverted_index(f))?;
-            row.push(
-                index
-                    .get_term_info(&clause.term)?
-                    .map(|info| (index.clone(), info)),
-            );
+            let info = match &clause.found {
+                Some(found) => found.get(ord).cloned().flatten(),
+                None => index.get_term_info(&clause.term)?,
+            };
+            row.push(info.map(|info| (index.clone(), info)));
         }
         infos.push(row);
     }
@@ -886,10 +889,21 @@ mod tests {
         assert!(searcher.segment_readers().len() >= 3);
         for round in 0..200 {
             let clauses: Vec<Clause> = (0..rng.usize(1..=150))
-                .map(|_| Clause {
-                    term: Term::from_field_text(fields[rng.usize(0..2)], &word(&mut rng)),
-                    boost: [1.0, 1.5, 3.0][rng.usize(0..3)],
-                    doc_freq: None,
+                .map(|_| {
+                    let term = Term::from_field_text(fields[rng.usize(0..2)], &word(&mut rng));
+                    // Looked up ahead, as analysis does, or left to the ranking.
+                    let found = rng.bool().then(|| {
+                        (searcher.segment_readers().iter())
+                            .map(|r| r.inverted_index(term.field()).unwrap())
+                            .map(|index| index.get_term_info(&term).unwrap())
+                            .collect()
+                    });
+                    Clause {
+                        term,
+                        boost: [1.0, 1.5, 3.0][rng.usize(0..3)],
+                        doc_freq: None,
+                        found,
+                    }
                 })
                 .collect();
             let only: Option<KeySet> =

@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tantivy::merge_policy::NoMergePolicy;
+use tantivy::postings::TermInfo;
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions,
 };
@@ -24,7 +25,9 @@ use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
     TextAnalyzerBuilder, Tokenizer,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, SegmentMeta, TantivyDocument, Term};
+use tantivy::{
+    Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, SegmentMeta, TantivyDocument, Term,
+};
 
 use crate::library::{BodyText, Definition, KeySet};
 pub(crate) use matched::{Wanted, routing_stems};
@@ -186,7 +189,7 @@ impl TextWriter<'_> {
 }
 
 /// A query after analysis: its stems and the corrections made for unknown ones.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct AnalyzedQuery {
     pub stems: Vec<String>,
     /// For each of `stems`, the first word of the request that gave it (lowercased): what a
@@ -204,14 +207,28 @@ pub struct AnalyzedQuery {
     /// Largest document frequency among the query's terms: a lower bound on how many
     /// documents the text side matches, used by the planner.
     pub max_doc_freq: u64,
-    /// Stems in a long field (body, headings) that too many documents have to be worth
-    /// searching there (see `is_common`).
-    common: Vec<Term>,
+    /// The index as the request was analysed against it: searched as it was, so that the
+    /// entries looked up in its dictionaries (`in_fields`) are those of its segments even if
+    /// a refresh lands in between.
+    searcher: Option<Searcher>,
+    /// For each of `stems`, how it is searched in each field, in `TextIndex::fields`' order.
+    in_fields: Vec<Vec<InField>>,
     /// Each stem's largest document frequency in any field: what its name clauses' idf is
     /// computed from (see `search`).
     doc_freqs: Vec<u64>,
     /// Each of `words`' stem's place in `stems`, if it was kept.
     word_stems: Vec<Option<usize>>,
+}
+
+/// How a stem of a request is searched in one field.
+#[derive(Clone, Debug)]
+enum InField {
+    /// Not at all: the whole-word name field is searched for the request's words, and a long
+    /// field not for a stem too many of its documents have (`is_common`).
+    Skipped,
+    /// Its entry in each segment's dictionary, looked up once for analysis and ranking alike;
+    /// `None` if a dictionary could not be read, left for the ranking to look up and report.
+    Searched(Option<Vec<Option<TermInfo>>>),
 }
 
 /// Fewest documents for `is_common` to leave anything out: below this every posting list is
@@ -507,22 +524,40 @@ impl TextIndex {
             ..Default::default()
         };
         let docs = searcher.num_docs();
+        // Each field's dictionary in each segment, fetched once for the request.
+        let dictionaries: Vec<Option<Vec<_>>> = (self.fields.iter())
+            .map(|&(_, field, _)| {
+                (searcher.segment_readers().iter())
+                    .map(|segment| segment.inverted_index(field).ok())
+                    .collect()
+            })
+            .collect();
         let (stems, word_stems) = self.stems_of(&out.words);
         let mut kept = vec![None; stems.len()];
         for (place, (stem, word)) in stems.into_iter().enumerate().take(MAX_QUERY_TERMS) {
             // In any field (the stem is known), and in the fields it is searched in.
             let (mut df, mut searched_df) = (0, 0);
-            for &(name, field, _) in &self.fields {
+            let mut in_fields = Vec::with_capacity(self.fields.len());
+            for (&(name, field, _), dictionaries) in self.fields.iter().zip(&dictionaries) {
                 if name == FieldName::NameWords {
+                    in_fields.push(InField::Skipped);
                     continue;
                 }
                 let term = Term::from_field_text(field, &stem);
-                let field_df = searcher.doc_freq(&term).unwrap_or(0);
+                let found: Option<Vec<Option<TermInfo>>> = dictionaries.as_ref().and_then(|d| {
+                    d.iter()
+                        .map(|dictionary| dictionary.get_term_info(&term).ok())
+                        .collect()
+                });
+                let field_df = found.as_ref().map_or(0, |found| {
+                    found.iter().flatten().map(|i| u64::from(i.doc_freq)).sum()
+                });
                 df = df.max(field_df);
                 if !name.is_short() && is_common(field_df, docs) {
-                    out.common.push(term);
+                    in_fields.push(InField::Skipped);
                 } else {
                     searched_df = searched_df.max(field_df);
+                    in_fields.push(InField::Searched(found));
                 }
             }
             if df > 0 {
@@ -531,6 +566,7 @@ impl TextIndex {
                 out.stems.push(stem);
                 out.said.push(word);
                 out.doc_freqs.push(df);
+                out.in_fields.push(in_fields);
                 continue;
             }
             let near = if out.corrections.len() < MAX_CORRECTIONS {
@@ -544,6 +580,7 @@ impl TextIndex {
                 out.unknown.push(word);
             }
         }
+        out.searcher = Some(searcher);
         out.word_stems = word_stems
             .into_iter()
             .map(|i| i.and_then(|i| kept[i]))
@@ -594,25 +631,31 @@ impl TextIndex {
         // field; for names it lifted fused R@1 on three judged sets and lowered it on one
         // (README, "Search quality"), for every short field it lost.
         let doc_freq = |stem: Option<usize>| stem.and_then(|i| query.doc_freqs.get(i).copied());
+        // A correction is searched in every analysed field, its entries looked up by the
+        // ranking.
+        let corrected = vec![InField::Searched(None); self.fields.len()];
         let weighted = (query.stems.iter().enumerate())
-            .map(|(i, s)| (s, 1.0, doc_freq(Some(i))))
-            .chain(
-                query
-                    .corrections
-                    .iter()
-                    .flat_map(|(_, near)| near.iter().map(|t| (t, CORRECTION_WEIGHT, None))),
-            );
+            .map(|(i, s)| {
+                let in_fields = query.in_fields.get(i).unwrap_or(&corrected);
+                (s, 1.0, doc_freq(Some(i)), in_fields)
+            })
+            .chain(query.corrections.iter().flat_map(|(_, near)| {
+                near.iter()
+                    .map(|t| (t, CORRECTION_WEIGHT, None, &corrected))
+            }));
         let name_weight = name_weight(query.stems.len());
         let mut clauses = Vec::new();
-        for (term, weight, stem_doc_freq) in weighted {
-            for &(name, field, boost) in &self.fields {
-                let term = Term::from_field_text(field, term);
-                let common = !name.is_short() && query.common.contains(&term);
-                if name != FieldName::NameWords && !common {
+        for (term, weight, stem_doc_freq, in_fields) in weighted {
+            for (&(name, field, boost), in_field) in self.fields.iter().zip(in_fields) {
+                if name == FieldName::NameWords {
+                    continue;
+                }
+                if let InField::Searched(found) = in_field {
                     clauses.push(Clause {
-                        term,
+                        term: Term::from_field_text(field, term),
                         boost: boost * weight * if name.is_name() { name_weight } else { 1.0 },
                         doc_freq: stem_doc_freq.filter(|_| name.is_name()),
+                        found: found.clone(),
                     });
                 }
             }
@@ -623,10 +666,15 @@ impl TextIndex {
                     term: Term::from_field_text(field, w),
                     boost: boost * name_weight,
                     doc_freq: doc_freq(query.word_stems.get(i).copied().flatten()),
+                    found: None,
                 }));
             }
         }
-        let searcher = self.reader.searcher();
+        // The searcher the entries in `found` came from.
+        let searcher = match &query.searcher {
+            Some(searcher) => searcher.clone(),
+            None => self.reader.searcher(),
+        };
         // `search --limit` is whatever the user typed: never hold room for more hits than there
         // are documents.
         let limit = limit.min(usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX));
