@@ -16,6 +16,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
+use quick_cache::sync::Cache;
+use tantivy::InvertedIndexReader;
 use tantivy::merge_policy::NoMergePolicy;
 use tantivy::postings::TermInfo;
 use tantivy::schema::{
@@ -211,14 +213,28 @@ pub struct AnalyzedQuery {
     /// entries looked up in its dictionaries (`in_fields`) are those of its segments even if
     /// a refresh lands in between.
     searcher: Option<Searcher>,
-    /// For each of `stems`, how it is searched in each field, in `TextIndex::fields`' order.
-    in_fields: Vec<Vec<InField>>,
+    /// For each of `stems`, what the index's dictionaries say of it.
+    looked: Vec<Arc<Looked>>,
     /// Each stem's largest document frequency in any field: what its name clauses' idf is
     /// computed from (see `search`).
     doc_freqs: Vec<u64>,
     /// Each of `words`' stem's place in `stems`, if it was kept.
     word_stems: Vec<Option<usize>>,
 }
+
+/// What a request's analysis learns of one of its stems from the index's dictionaries.
+#[derive(Debug)]
+struct Looked {
+    /// How it is searched in each field, in `TextIndex::fields`' order.
+    in_fields: Vec<InField>,
+    /// Its largest document frequency in any field.
+    df: u64,
+    /// Its largest document frequency in the fields it is searched in.
+    searched_df: u64,
+}
+
+/// Stems whose lookups `TextIndex::looked_up` keeps: a few hundred kilobytes.
+const LOOKED_UP_STEMS: usize = 16_384;
 
 /// How a stem of a request is searched in one field.
 #[derive(Clone, Debug)]
@@ -268,6 +284,10 @@ pub(crate) struct TextIndex {
     /// Terms of the short fields, bucketed by length in characters.
     /// Length in characters -> (character set, term), for typo correction.
     vocabulary: BTreeMap<usize, Vec<(u64, String)>>,
+    /// What analysis learnt of each stem, by searcher generation and stem: a request's stems
+    /// are mostly those of the requests before it, and its dictionary lookups were the
+    /// larger part of analysing it.
+    looked_up: Cache<(u64, String), Arc<Looked>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -378,6 +398,7 @@ impl TextIndex {
             analyzer: analyzer(),
             word_analyzer: word_analyzer(),
             vocabulary: BTreeMap::new(),
+            looked_up: Cache::new(LOOKED_UP_STEMS),
         };
         text.load_vocabulary()?;
         Ok(text)
@@ -523,50 +544,30 @@ impl TextIndex {
             words: tokens(&self.word_analyzer, text),
             ..Default::default()
         };
-        let docs = searcher.num_docs();
-        // Each field's dictionary in each segment, fetched once for the request.
-        let dictionaries: Vec<Option<Vec<_>>> = (self.fields.iter())
-            .map(|&(_, field, _)| {
-                (searcher.segment_readers().iter())
-                    .map(|segment| segment.inverted_index(field).ok())
-                    .collect()
-            })
-            .collect();
         let (stems, word_stems) = self.stems_of(&out.words);
         let mut kept = vec![None; stems.len()];
+        let mut dictionaries = None;
         for (place, (stem, word)) in stems.into_iter().enumerate().take(MAX_QUERY_TERMS) {
-            // In any field (the stem is known), and in the fields it is searched in.
-            let (mut df, mut searched_df) = (0, 0);
-            let mut in_fields = Vec::with_capacity(self.fields.len());
-            for (&(name, field, _), dictionaries) in self.fields.iter().zip(&dictionaries) {
-                if name == FieldName::NameWords {
-                    in_fields.push(InField::Skipped);
-                    continue;
+            let key = (searcher.generation().generation_id(), stem);
+            let looked = match self.looked_up.get(&key) {
+                Some(looked) => looked,
+                None => {
+                    let dictionaries =
+                        dictionaries.get_or_insert_with(|| self.dictionaries(&searcher));
+                    let looked = Arc::new(self.look_up(&searcher, dictionaries, &key.1));
+                    self.looked_up.insert(key.clone(), Arc::clone(&looked));
+                    looked
                 }
-                let term = Term::from_field_text(field, &stem);
-                let found: Option<Vec<Option<TermInfo>>> = dictionaries.as_ref().and_then(|d| {
-                    d.iter()
-                        .map(|dictionary| dictionary.get_term_info(&term).ok())
-                        .collect()
-                });
-                let field_df = found.as_ref().map_or(0, |found| {
-                    found.iter().flatten().map(|i| u64::from(i.doc_freq)).sum()
-                });
-                df = df.max(field_df);
-                if !name.is_short() && is_common(field_df, docs) {
-                    in_fields.push(InField::Skipped);
-                } else {
-                    searched_df = searched_df.max(field_df);
-                    in_fields.push(InField::Searched(found));
-                }
-            }
+            };
+            let stem = key.1;
+            let (df, searched_df) = (looked.df, looked.searched_df);
             if df > 0 {
                 out.max_doc_freq = out.max_doc_freq.max(searched_df);
                 kept[place] = Some(out.stems.len());
                 out.stems.push(stem);
                 out.said.push(word);
                 out.doc_freqs.push(df);
-                out.in_fields.push(in_fields);
+                out.looked.push(looked);
                 continue;
             }
             let near = if out.corrections.len() < MAX_CORRECTIONS {
@@ -586,6 +587,56 @@ impl TextIndex {
             .map(|i| i.and_then(|i| kept[i]))
             .collect();
         out
+    }
+
+    /// Each field's dictionary in each segment of `searcher`, `None` for a field whose
+    /// dictionary could not be read.
+    fn dictionaries(&self, searcher: &Searcher) -> Vec<Option<Vec<Arc<InvertedIndexReader>>>> {
+        (self.fields.iter())
+            .map(|&(_, field, _)| {
+                (searcher.segment_readers().iter())
+                    .map(|segment| segment.inverted_index(field).ok())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Looks `stem` up in every analysed field's dictionaries.
+    fn look_up(
+        &self,
+        searcher: &Searcher,
+        dictionaries: &[Option<Vec<Arc<InvertedIndexReader>>>],
+        stem: &str,
+    ) -> Looked {
+        let docs = searcher.num_docs();
+        let mut looked = Looked {
+            in_fields: Vec::with_capacity(self.fields.len()),
+            df: 0,
+            searched_df: 0,
+        };
+        for (&(name, field, _), dictionaries) in self.fields.iter().zip(dictionaries) {
+            if name == FieldName::NameWords {
+                looked.in_fields.push(InField::Skipped);
+                continue;
+            }
+            let term = Term::from_field_text(field, stem);
+            let found: Option<Vec<Option<TermInfo>>> = dictionaries.as_ref().and_then(|d| {
+                d.iter()
+                    .map(|dictionary| dictionary.get_term_info(&term).ok())
+                    .collect()
+            });
+            let field_df = found.as_ref().map_or(0, |found| {
+                found.iter().flatten().map(|i| u64::from(i.doc_freq)).sum()
+            });
+            looked.df = looked.df.max(field_df);
+            if !name.is_short() && is_common(field_df, docs) {
+                looked.in_fields.push(InField::Skipped);
+            } else {
+                looked.searched_df = looked.searched_df.max(field_df);
+                looked.in_fields.push(InField::Searched(found));
+            }
+        }
+        looked
     }
 
     /// Index terms within one edit of `stem` (two for long words), transpositions counted as one
@@ -636,7 +687,7 @@ impl TextIndex {
         let corrected = vec![InField::Searched(None); self.fields.len()];
         let weighted = (query.stems.iter().enumerate())
             .map(|(i, s)| {
-                let in_fields = query.in_fields.get(i).unwrap_or(&corrected);
+                let in_fields = query.looked.get(i).map_or(&corrected, |l| &l.in_fields);
                 (s, 1.0, doc_freq(Some(i)), in_fields)
             })
             .chain(query.corrections.iter().flat_map(|(_, near)| {
@@ -927,6 +978,25 @@ mod tests {
                 "{refreshed:?} against {fresh:?}"
             );
         }
+    }
+
+    /// Analysis remembers what the dictionaries said of each stem, for one searcher: a refresh
+    /// must be seen by the next request.
+    #[test]
+    fn a_request_after_a_refresh_sees_the_refreshed_dictionaries() {
+        let (mut text, _) = index(&[agent("stream-tuner", "Tunes Kafka consumers.", "")]);
+        assert_eq!(text.analyze("kafka").doc_freqs, [1]);
+        let (name, content) = agent("backend-developer", "Builds Kafka services.", "");
+        let (definition, body) = parsed(&name, &content);
+        let mut writer = text.writer().unwrap();
+        writer.add(&definition, &body).unwrap();
+        writer.commit().unwrap();
+        text.reload().unwrap();
+        assert_eq!(text.analyze("kafka").doc_freqs, [2]);
+        assert_eq!(
+            text.search(&text.analyze("kafka"), None, 10).unwrap().len(),
+            2
+        );
     }
 
     /// Found while writing the `query` fuzz target (its seed `huge-limit.txt` reproduces it):
