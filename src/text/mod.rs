@@ -210,8 +210,8 @@ pub struct AnalyzedQuery {
     /// documents the text side matches, used by the planner.
     pub max_doc_freq: u64,
     /// The index as the request was analysed against it: searched as it was, so that the
-    /// entries looked up in its dictionaries (`in_fields`) are those of its segments even if
-    /// a refresh lands in between.
+    /// entries looked up in its dictionaries (`looked`) are those of its segments even if a
+    /// refresh lands in between.
     searcher: Option<Searcher>,
     /// For each of `stems`, what the index's dictionaries say of it.
     looked: Vec<Arc<Looked>>,
@@ -233,8 +233,9 @@ struct Looked {
     searched_df: u64,
 }
 
-/// Stems whose lookups `TextIndex::looked_up` keeps: a few hundred kilobytes.
-const LOOKED_UP_STEMS: usize = 16_384;
+/// Stems whose lookups `TextIndex::looked_up` keeps, about a kilobyte each: more than the
+/// distinct stems of a session's requests, less than a library's vocabulary.
+const LOOKED_UP_STEMS: usize = 4_096;
 
 /// How a stem of a request is searched in one field.
 #[derive(Clone, Debug)]
