@@ -453,7 +453,7 @@ impl Collapser<'_> {
         };
         let matched = self
             .wanted
-            .present(routing_stems)
+            .present(&routing_stems)
             .into_iter()
             .map(|i| self.shown[i].clone())
             .collect();

@@ -1,7 +1,13 @@
 //! How the catalog keeps definitions: each one encoded on its own (postcard) in one blob,
 //! decoded only when a face asks for it. The blob and the catalog's entries are written to
-//! `<index>/catalog.bin` and mapped again on reopen, so a restart neither reads every row back
-//! from DuckDB nor holds 100k decoded definitions it will mostly never show.
+//! `<index>/catalog.bin`; a reopen reads the entries back and leaves the blob on disk, so a
+//! restart neither reads every row back from DuckDB nor holds 100k decoded definitions it will
+//! mostly never show.
+//!
+//! A definition is read from the file with one positioned read of its bytes, not through a
+//! mapping: the hits a request lists lie scattered over a 120 MB blob (at 100k definitions),
+//! and the first touch of a mapped page is a page fault, which took a listed hit 7 us at p50
+//! and now and then milliseconds, against 3 us for the read (benches/README.md, "Catalog").
 //!
 //! File layout: magic and format version, the blob, the header (postcard: interned strings,
 //! names, entries and the lookup tables), then a trailer: the header's length and xxh3, and the
@@ -13,10 +19,9 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 
 use crate::library::{Definition, Kind};
@@ -43,8 +48,8 @@ pub enum CatalogFileError {
 
 /// A definition as the blob holds it: `Definition` with its unknown fields as JSON text
 /// (postcard is not self-describing, so it cannot hold a JSON value), its text location, and
-/// the stems of its routing text (`text::routing_stems`). Borrowed when encoding, owned when
-/// decoded but for the stems, which a hit reads where they lie in the blob.
+/// the stems of its routing text (`text::routing_stems`). Borrowed from the definition when
+/// encoding and from the bytes read when decoding.
 #[derive(Serialize, Deserialize)]
 struct Stored<'a> {
     key: u64,
@@ -115,18 +120,17 @@ pub(super) fn encode(d: &Definition, routing_stems: &str, blob: &mut Vec<u8>) ->
 }
 
 /// Decodes the definition at `span` and the stems of its routing text, or None when its bytes
-/// are not what was written.
-pub(super) fn decode(blob: &[u8], span: Span) -> Option<(Definition, &str)> {
-    let start = usize::try_from(span.offset).ok()?;
-    let bytes = blob.get(start..start.checked_add(span.length as usize)?)?;
-    if xxhash_rust::xxh3::xxh3_64(bytes) != span.hash {
+/// cannot be read or are not what was written.
+pub(super) fn decode(blob: &Blob, span: Span) -> Option<(Definition, String)> {
+    let bytes = blob.read(span)?;
+    if xxhash_rust::xxh3::xxh3_64(&bytes) != span.hash {
         tracing::error!(
             offset = span.offset,
             "damaged definition in the catalog file"
         );
         return None;
     }
-    let s: Stored = postcard::from_bytes(bytes).ok()?;
+    let s: Stored = postcard::from_bytes(&bytes).ok()?;
     let owned = |s: Option<Cow<'_, str>>| s.map(Cow::into_owned);
     let definition = Definition {
         key: s.key,
@@ -152,7 +156,7 @@ pub(super) fn decode(blob: &[u8], span: Span) -> Option<(Definition, &str)> {
             length: s.text.2,
         },
     };
-    Some((definition, s.routing_stems))
+    Some((definition, s.routing_stems.to_string()))
 }
 
 /// Where one encoded definition sits in the blob.
@@ -250,17 +254,41 @@ impl Header {
     }
 }
 
-/// The encoded definitions: built in memory, or mapped from a catalog file.
+/// The encoded definitions: built in memory, or in a catalog file, read a definition at a
+/// time.
 pub(super) enum Blob {
     Memory(Vec<u8>),
-    Mapped { map: Mmap, range: Range<usize> },
+    File {
+        file: File,
+        path: PathBuf,
+        /// Bytes of blob in the file, from `BLOB_START`.
+        length: u64,
+    },
 }
 
 impl Blob {
-    pub fn bytes(&self) -> &[u8] {
+    /// The bytes of `span`; None if they lie outside the blob or cannot be read.
+    fn read(&self, span: Span) -> Option<Cow<'_, [u8]>> {
+        let end = span.offset.checked_add(u64::from(span.length))?;
         match self {
-            Blob::Memory(bytes) => bytes,
-            Blob::Mapped { map, range } => map.get(range.clone()).unwrap_or_default(),
+            Blob::Memory(bytes) => {
+                let range = usize::try_from(span.offset).ok()?..usize::try_from(end).ok()?;
+                bytes.get(range).map(Cow::Borrowed)
+            }
+            Blob::File { file, path, length } => {
+                if end > *length {
+                    return None;
+                }
+                let mut bytes = vec![0; span.length as usize];
+                match file.read_exact_at(&mut bytes, BLOB_START as u64 + span.offset) {
+                    Ok(()) => Some(Cow::Owned(bytes)),
+                    Err(error) => {
+                        let path = path.display();
+                        tracing::error!(%path, %error, "cannot read the catalog file");
+                        None
+                    }
+                }
+            }
         }
     }
 }
@@ -359,28 +387,25 @@ impl BlobWriter {
         Ok(())
     }
 
-    /// The blob, readable (a file's is flushed and mapped), and the file still to finish.
+    /// The blob, readable (a file's is flushed), and the file still to finish.
     pub fn seal(self) -> Result<(Blob, Option<FileWriter>), CatalogFileError> {
         match self {
             BlobWriter::Memory(blob) => Ok((Blob::Memory(blob), None)),
             BlobWriter::File(mut file) => {
                 file.out.flush().map_err(file.io())?;
-                // SAFETY: the temporary file is this process's own, only ever appended to
-                // after this point, and renamed (not modified) into place.
-                let map = unsafe { Mmap::map(file.out.get_ref()) }.map_err(file.io())?;
-                let end = usize::try_from(file.length)
-                    .ok()
-                    .and_then(|length| BLOB_START.checked_add(length))
-                    .filter(|&end| end <= map.len())
-                    .ok_or_else(|| CatalogFileError::Damaged(file.path.clone()))?;
-                let range = BLOB_START..end;
-                Ok((Blob::Mapped { map, range }, Some(file)))
+                // The temporary file is renamed into place, and an open file follows a rename.
+                let blob = Blob::File {
+                    file: file.out.get_ref().try_clone().map_err(file.io())?,
+                    path: file.path.clone(),
+                    length: file.length,
+                };
+                Ok((blob, Some(file)))
             }
         }
     }
 }
 
-/// Maps the catalog file at `path` and decodes its header; the blob stays mapped.
+/// Reads the catalog file at `path` and decodes its header; the blob stays in the file.
 pub(super) fn read(path: &Path) -> Result<(Header, Blob), CatalogFileError> {
     let io = |source| CatalogFileError::Io {
         path: path.to_path_buf(),
@@ -388,33 +413,39 @@ pub(super) fn read(path: &Path) -> Result<(Header, Blob), CatalogFileError> {
     };
     let damaged = || CatalogFileError::Damaged(path.to_path_buf());
     let file = File::open(path).map_err(io)?;
-    // SAFETY: catalog files are written under a temporary name and renamed into place, never
-    // modified after: no mapping of one can change or shrink under us (the same rule as the
-    // text segments in `store`).
-    let map = unsafe { Mmap::map(&file) }.map_err(io)?;
-    let trailer_start = map
-        .len()
-        .checked_sub(TRAILER)
-        .filter(|&at| at >= BLOB_START)
+    let size = file.metadata().map_err(io)?.len();
+    let trailer_start = size
+        .checked_sub(TRAILER as u64)
+        .filter(|&at| at >= BLOB_START as u64)
         .ok_or_else(damaged)?;
-    let word = |at: usize| u64::from_le_bytes(map[at..at + 8].try_into().unwrap_or_default());
-    let version = u32::from_le_bytes(map[8..12].try_into().unwrap_or_default());
-    if &map[..8] != MAGIC || version != VERSION || &map[trailer_start + 16..] != MAGIC {
+    let mut start = [0; BLOB_START];
+    file.read_exact_at(&mut start, 0).map_err(io)?;
+    let mut trailer = [0; TRAILER];
+    file.read_exact_at(&mut trailer, trailer_start)
+        .map_err(io)?;
+    let word = |at: usize| u64::from_le_bytes(trailer[at..at + 8].try_into().unwrap_or_default());
+    let version = u32::from_le_bytes(start[8..12].try_into().unwrap_or_default());
+    if &start[..8] != MAGIC || version != VERSION || &trailer[16..] != MAGIC {
         return Err(damaged());
     }
-    let length = usize::try_from(word(trailer_start)).map_err(|_| damaged())?;
     let header_start = trailer_start
-        .checked_sub(length)
-        .filter(|&at| at >= BLOB_START)
+        .checked_sub(word(0))
+        .filter(|&at| at >= BLOB_START as u64)
         .ok_or_else(damaged)?;
-    let encoded = &map[header_start..trailer_start];
-    if xxhash_rust::xxh3::xxh3_64(encoded) != word(trailer_start + 8) {
+    let mut encoded = vec![0; usize::try_from(word(0)).map_err(|_| damaged())?];
+    file.read_exact_at(&mut encoded, header_start).map_err(io)?;
+    if xxhash_rust::xxh3::xxh3_64(&encoded) != word(8) {
         return Err(damaged());
     }
-    let header: Header = postcard::from_bytes(encoded).map_err(|_| damaged())?;
-    if (header_start - BLOB_START) as u64 != header.blob_length || !header.is_consistent() {
+    let header: Header = postcard::from_bytes(&encoded).map_err(|_| damaged())?;
+    let length = header_start - BLOB_START as u64;
+    if length != header.blob_length || !header.is_consistent() {
         return Err(damaged());
     }
-    let range = BLOB_START..header_start;
-    Ok((header, Blob::Mapped { map, range }))
+    let blob = Blob::File {
+        file,
+        path: path.to_path_buf(),
+        length,
+    };
+    Ok((header, blob))
 }

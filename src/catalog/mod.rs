@@ -26,13 +26,13 @@ pub(crate) struct Catalog {
 }
 
 /// A copy group as a hit lists it.
-pub(crate) struct Group<'a> {
+pub(crate) struct Group {
     pub canonical: Definition,
     /// The other members' names.
     pub aliases: Vec<String>,
     /// The stems of the canonical definition's routing text, sorted and separated by spaces
     /// (`text::routing_stems`), for `text::Wanted::present`.
-    pub routing_stems: &'a str,
+    pub routing_stems: String,
 }
 
 /// What lists and rosters need of a served definition, without decoding it.
@@ -189,7 +189,7 @@ impl CatalogBuilder {
         let blob_length = blob.len();
         let (blob, file) = blob.seal()?;
         pending.par_sort_unstable_by(|a, b| a.precedence.cmp(&b.precedence));
-        let (served, group_of) = grouping(&pending, blob.bytes());
+        let (served, group_of) = grouping(&pending, &blob);
         let mut header = Header {
             strings,
             blob_length,
@@ -219,7 +219,7 @@ impl CatalogBuilder {
 /// Per definition (in precedence order), whether it is served and its copy group: the first
 /// file of a name serves it, and served definitions whose descriptions have the same signature
 /// form a group; a definition that lost its name joins the winner's group.
-fn grouping(pending: &[Pending], blob: &[u8]) -> (Vec<bool>, Vec<u32>) {
+fn grouping(pending: &[Pending], blob: &Blob) -> (Vec<bool>, Vec<u32>) {
     let mut winner: HashMap<&str, usize> = HashMap::new();
     let served: Vec<bool> = pending
         .iter()
@@ -344,7 +344,7 @@ impl Catalog {
     }
 
     fn decode(&self, i: u32) -> Option<Definition> {
-        encoded::decode(self.blob.bytes(), self.entry(i).span).map(|(d, _)| d)
+        encoded::decode(&self.blob, self.entry(i).span).map(|(d, _)| d)
     }
 
     fn summary(&self, i: u32) -> Summary<'_> {
@@ -479,10 +479,9 @@ impl Catalog {
     }
 
     /// Group `group`, canonical definition first.
-    pub fn group(&self, group: usize) -> Option<Group<'_>> {
+    pub fn group(&self, group: usize) -> Option<Group> {
         let (&first, others) = self.group_members(group).split_first()?;
-        let (canonical, routing_stems) =
-            encoded::decode(self.blob.bytes(), self.entry(first).span)?;
+        let (canonical, routing_stems) = encoded::decode(&self.blob, self.entry(first).span)?;
         let aliases = others.iter().map(|&m| self.name(m).to_string()).collect();
         Some(Group {
             canonical,
