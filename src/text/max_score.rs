@@ -81,6 +81,17 @@ pub(super) struct Clause {
 /// second set of cursors cost more than they save.
 const MIN_PART: u32 = 16_384;
 
+/// Wakes the workers ahead of a ranking of `searcher` large enough to be shared with them
+/// (`Workers::wake`): called as a request's analysis begins.
+pub(super) fn wake_workers(searcher: &Searcher) {
+    let docs: u32 = searcher.segment_readers().iter().map(|r| r.max_doc()).sum();
+    if docs > MIN_PART
+        && let Some(workers) = workers()
+    {
+        workers.wake();
+    }
+}
+
 /// The `limit` best documents for the sum of `clauses`, as (key, score), best first; ties go to
 /// the smaller key. With `only`, documents whose key is not in it are skipped.
 pub(super) fn top_keys(

@@ -543,6 +543,10 @@ impl TextIndex {
             words: tokens(&self.word_analyzer, text),
             ..Default::default()
         };
+        if !out.words.is_empty() {
+            // The ranking follows the analysis.
+            max_score::wake_workers(&searcher);
+        }
         let (stems, word_stems) = self.stems_of(&out.words);
         let mut kept = vec![None; stems.len()];
         let mut dictionaries = None;
