@@ -22,6 +22,9 @@
 //! one `advance` call at a time: summing a window is one loop over a block's document and
 //! frequency arrays (100k, p50: a brief 3.6 -> 3.2 ms, a sentence 1.0 -> 0.9).
 //!
+//! A request of `LONG_REQUEST` clauses or more prunes next to nothing, and is ranked
+//! exhaustively by `by_clauses` instead, its clauses shared out between the threads.
+//!
 //! A large library is cut into one range of documents per core, ranked at once by the calling
 //! thread and the workers (`workers.rs`), each thread with its own best hits; the threads share
 //! a floor, the highest k-th best score any of them holds, so each prunes with what the others
@@ -40,11 +43,13 @@ use tantivy::fieldnorm::FieldNormReader;
 use tantivy::postings::{BlockSegmentPostings, TermInfo};
 use tantivy::query::{Bm25StatisticsProvider, Bm25Weight};
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::{DocId, Score, Searcher, Term};
+use tantivy::{DocId, InvertedIndexReader, Score, Searcher, Term};
 
 use super::KEY;
 use super::workers::workers;
 use crate::library::KeySet;
+
+mod by_clauses;
 
 /// Documents summed per window. Each clause pays a fixed cost per window (finding its postings
 /// before the window's end, the partition, the candidates), which a brief's hundreds of
@@ -104,11 +109,74 @@ pub(super) fn top_keys(
     let threads = u32::try_from(rayon::current_num_threads())
         .unwrap_or(1)
         .max(1);
+    let looked = Lookups::new(searcher, clauses)?;
+    if clauses.len() >= LONG_REQUEST {
+        let parts = if docs > MIN_PART { threads } else { 1 };
+        return by_clauses::top_keys(searcher, clauses, &looked, only, limit, parts as usize);
+    }
     let cut = Cut {
         part: docs.div_ceil(threads).max(MIN_PART),
         steal: WINDOW,
     };
-    top_keys_in_parts(searcher, clauses, only, limit, cut)
+    top_keys_in_parts(searcher, clauses, &looked, only, limit, cut)
+}
+
+/// Clauses from which a request is ranked exhaustively, its clauses shared out between the
+/// threads (`by_clauses`), rather than by MaxScore over ranges of documents. A long request's
+/// threshold stays low next to the sum of its clauses' bounds, so MaxScore walks nearly every
+/// posting anyway, and cutting the documents into ranges made each thread open a cursor for
+/// every clause (at 100k a brief's 260, 110-170 us a thread). With about 260 clauses a brief's
+/// p50 in `eval` at 100k fell 0.871 -> 0.768 ms (six alternated runs, same hits). Shorter
+/// requests keep MaxScore: from 16 clauses, a sentence gained (bench p50 0.28-0.29 -> 0.25 ms)
+/// but a capability filter with four words lost (0.30-0.32 -> 0.41-0.49 ms, p99 0.5 -> 1.1-1.3),
+/// its filter leaving MaxScore documents to skip.
+const LONG_REQUEST: usize = 128;
+
+/// A clause's term in one segment: its field's inverted index and the term's entry there.
+type Found = (Arc<InvertedIndexReader>, TermInfo);
+
+/// What both rankings read of each clause: its dictionary entry in each segment, and its
+/// BM25 weight.
+struct Lookups {
+    /// By segment, then clause.
+    infos: Vec<Vec<Option<Found>>>,
+    weights: Vec<Bm25Weight>,
+}
+
+impl Lookups {
+    fn new(searcher: &Searcher, clauses: &[Clause]) -> tantivy::Result<Lookups> {
+        let segments = searcher.segment_readers();
+        // One dictionary lookup per clause and segment gives both the document frequency and the
+        // postings (tantivy's TermQuery looks each term up twice), none when analysis made it.
+        let mut infos = Vec::with_capacity(segments.len());
+        for (ord, reader) in segments.iter().enumerate() {
+            let mut row = Vec::with_capacity(clauses.len());
+            let mut inverted = FieldCache::default();
+            for clause in clauses {
+                let index = inverted.get(clause.term.field(), |f| reader.inverted_index(f))?;
+                let info = match &clause.found {
+                    Some(found) => found.get(ord).cloned().flatten(),
+                    None => index.get_term_info(&clause.term)?,
+                };
+                row.push(info.map(|info| (index.clone(), info)));
+            }
+            infos.push(row);
+        }
+        // Each clause's documents over the whole index, unless it names its own: its idf.
+        let doc_freqs: Vec<u64> = (0..clauses.len())
+            .map(|i| {
+                clauses[i].doc_freq.unwrap_or_else(|| {
+                    infos
+                        .iter()
+                        .filter_map(|row| row[i].as_ref())
+                        .map(|(_, info)| u64::from(info.doc_freq))
+                        .sum()
+                })
+            })
+            .collect();
+        let weights = bm25_weights(searcher, clauses, &doc_freqs)?;
+        Ok(Lookups { infos, weights })
+    }
 }
 
 /// How a request's documents are shared out between threads.
@@ -128,40 +196,13 @@ struct Cut {
 fn top_keys_in_parts(
     searcher: &Searcher,
     clauses: &[Clause],
+    looked: &Lookups,
     only: Option<&KeySet>,
     limit: usize,
     cut: Cut,
 ) -> tantivy::Result<Vec<(u64, Score)>> {
     let segments = searcher.segment_readers();
-    // One dictionary lookup per clause and segment gives both the document frequency and the
-    // postings (tantivy's TermQuery looks each term up twice), none when analysis made it.
-    let mut infos = Vec::with_capacity(segments.len());
-    for (ord, reader) in segments.iter().enumerate() {
-        let mut row = Vec::with_capacity(clauses.len());
-        let mut inverted = FieldCache::default();
-        for clause in clauses {
-            let index = inverted.get(clause.term.field(), |f| reader.inverted_index(f))?;
-            let info = match &clause.found {
-                Some(found) => found.get(ord).cloned().flatten(),
-                None => index.get_term_info(&clause.term)?,
-            };
-            row.push(info.map(|info| (index.clone(), info)));
-        }
-        infos.push(row);
-    }
-    // Each clause's documents over the whole index, unless it names its own: its idf.
-    let doc_freqs: Vec<u64> = (0..clauses.len())
-        .map(|i| {
-            clauses[i].doc_freq.unwrap_or_else(|| {
-                infos
-                    .iter()
-                    .filter_map(|row| row[i].as_ref())
-                    .map(|(_, info)| u64::from(info.doc_freq))
-                    .sum()
-            })
-        })
-        .collect();
-    let weights = bm25_weights(searcher, clauses, &doc_freqs)?;
+    let Lookups { infos, weights } = looked;
     // Weakest first, as `collect` wants them: sorting the clauses' numbers once, rather than
     // each range's scorers (a scorer holds a decoded block of postings, about a kilobyte; moving
     // 450 of them was a tenth of a brief's time), by bounds computed once rather than at each
@@ -866,7 +907,8 @@ mod tests {
 
     /// Random documents over a skewed vocabulary in several segments with deletions, random
     /// queries of 1 to 150 clauses over two fields, with and without a filter, segments whole
-    /// or cut into ranges: MaxScore returns what scoring every match returns.
+    /// or cut into ranges: MaxScore returns what scoring every match returns, and so does the
+    /// exhaustive ranking of a long request.
     #[test]
     fn returns_what_scoring_every_match_returns() {
         use tantivy::schema::{FAST, INDEXED, Schema, TEXT};
@@ -931,15 +973,27 @@ mod tests {
             // take halves of each other's ranges down to a single document.
             let part = [100, 1_000, 2_500, 6_000, 100_000][rng.usize(0..5)];
             let steal = [1, 64, WINDOW][rng.usize(0..3)];
+            let looked = Lookups::new(&searcher, &clauses).unwrap();
             let ranked = |part: u32| {
                 let cut = Cut { part, steal };
-                top_keys_in_parts(&searcher, &clauses, only.as_ref(), limit, cut).unwrap()
+                top_keys_in_parts(&searcher, &clauses, &looked, only.as_ref(), limit, cut).unwrap()
             };
             let ours = ranked(part);
             // Cut otherwise, the ranges prune otherwise and add each document's clauses in
             // another order: the same hits, to the bit.
             let cut_otherwise = ranked(part / 3 + 7);
             assert_eq!(ours, cut_otherwise, "round {round}");
+            // Ranked whole, the clauses shared out between one to three threads.
+            let by_clauses = by_clauses::top_keys(
+                &searcher,
+                &clauses,
+                &looked,
+                only.as_ref(),
+                limit,
+                rng.usize(1..=3),
+            )
+            .unwrap();
+            assert_eq!(ours, by_clauses, "round {round}");
             let theirs = tantivy_top(&searcher, &clauses, only.as_ref(), limit);
             assert_eq!(ours.len(), theirs.len(), "round {round}");
             let close = |a: Score, b: Score| (a - b).abs() <= 1e-4 * a.abs().max(1.0);

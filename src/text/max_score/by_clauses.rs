@@ -1,0 +1,267 @@
+//! A long request ranked exhaustively, its clauses shared out between the threads.
+//!
+//! Each thread takes a part of the clauses (about as many postings in each), opens one cursor
+//! per clause of its part, and walks them over the whole segment a window at a time, summing
+//! into a score array of its own. Once every part has summed a window, the last thread to finish
+//! it (or, once one has no part left, that idle thread) adds the parts' arrays together and
+//! keeps the window's documents that reach the threshold. No thread waits for another before the
+//! end: arrays are handed over, not shared, and a thread starts the next window on a fresh one.
+//!
+//! Against MaxScore over ranges of documents (the parent module), each clause's cursor is opened
+//! once rather than once a thread, and never sought across the other thread's range; nothing is
+//! pruned, which costs a long request little, its threshold staying low (`LONG_REQUEST`). Every
+//! document's score is the same `f64` sum of the same clause scores, so the hits are those of
+//! MaxScore, to the bit (tested below).
+
+use std::cmp::Reverse;
+use std::hint::spin_loop;
+use std::mem;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use tantivy::schema::IndexRecordOption;
+use tantivy::{DocId, Score, Searcher, SegmentReader};
+
+use super::{
+    Best, Clause, FieldCache, Floor, Lookups, Ranked, Scores, Segment, TermScorer, WINDOW,
+    WINDOW_LEN, lock, workers,
+};
+use crate::library::KeySet;
+use crate::text::KEY;
+
+/// The `limit` best documents for the sum of `clauses`, as `super::top_keys` promises, with
+/// the clauses cut into `parts` ranked at once by the calling thread and the workers.
+pub(super) fn top_keys(
+    searcher: &Searcher,
+    clauses: &[Clause],
+    looked: &Lookups,
+    only: Option<&KeySet>,
+    limit: usize,
+    parts: usize,
+) -> tantivy::Result<Vec<(u64, Score)>> {
+    let floor = Floor::default();
+    let mut best = Best::new(limit);
+    for (ord, reader) in searcher.segment_readers().iter().enumerate() {
+        let segment = Segment {
+            keys: reader.fast_fields().u64(KEY)?,
+            max_doc: reader.max_doc(),
+            alive: reader.alive_bitset(),
+            only,
+            floor: &floor,
+        };
+        let ranking = Ranking {
+            clauses,
+            looked,
+            ord,
+            reader,
+            segment,
+            parts: cut(looked, ord, parts),
+            limit,
+            next_part: AtomicUsize::new(0),
+            summed: (0..reader.max_doc().div_ceil(WINDOW))
+                .map(|_| Window::default())
+                .collect(),
+            spare: Mutex::new(Vec::new()),
+            idle: AtomicUsize::new(0),
+            failed: AtomicBool::new(false),
+            ranked: Mutex::new(Vec::new()),
+        };
+        let run = || ranking.run();
+        match workers() {
+            Some(workers) if ranking.parts.len() > 1 => {
+                workers.run_beside(ranking.parts.len() - 1, &run)
+            }
+            _ => run(),
+        }
+        for part in ranking
+            .ranked
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+        {
+            for Reverse(hit) in part?.heap {
+                best.push(hit);
+            }
+        }
+    }
+    Ok(best.into_sorted())
+}
+
+/// The clauses with postings in segment `ord`, in at most `parts` parts of about as many
+/// postings each: the longest lists first, each to the part with the fewest so far.
+fn cut(looked: &Lookups, ord: usize, parts: usize) -> Vec<Vec<usize>> {
+    let doc_freq = |i: usize| {
+        looked.infos[ord][i]
+            .as_ref()
+            .map_or(0, |(_, info)| u64::from(info.doc_freq))
+    };
+    let mut present: Vec<usize> = (0..looked.weights.len())
+        .filter(|&i| doc_freq(i) > 0)
+        .collect();
+    present.sort_by_key(|&i| Reverse(doc_freq(i)));
+    let mut cut: Vec<(u64, Vec<usize>)> =
+        vec![(0, Vec::new()); parts.clamp(1, present.len().max(1))];
+    for i in present {
+        if let Some(part) = cut.iter_mut().min_by_key(|part| part.0) {
+            part.0 += doc_freq(i);
+            part.1.push(i);
+        }
+    }
+    cut.into_iter().map(|(_, part)| part).collect()
+}
+
+/// One window's score arrays, one from each part, and whether they have been added up.
+#[derive(Default)]
+struct Window {
+    arrays: Mutex<Vec<Box<Scores>>>,
+    merged: AtomicBool,
+}
+
+/// One segment's ranking, shared by the threads that take its parts.
+struct Ranking<'a> {
+    clauses: &'a [Clause],
+    looked: &'a Lookups,
+    ord: usize,
+    reader: &'a SegmentReader,
+    segment: Segment<'a>,
+    parts: Vec<Vec<usize>>,
+    limit: usize,
+    /// The first part no thread has taken.
+    next_part: AtomicUsize,
+    summed: Vec<Window>,
+    /// Zeroed arrays, handed back by the threads that added them up.
+    spare: Mutex<Vec<Box<Scores>>>,
+    /// Threads with no part left: the last part to sum a window then leaves it to them.
+    idle: AtomicUsize,
+    /// Set when a thread fails: an idle thread then stops waiting for windows.
+    failed: AtomicBool,
+    /// Each thread's best hits.
+    ranked: Mutex<Vec<tantivy::Result<Best>>>,
+}
+
+impl Ranking<'_> {
+    /// One thread's share: parts while any is left, then the windows still to add up.
+    fn run(&self) {
+        let mut best = Best::new(self.limit);
+        let result = self.sum_parts(&mut best);
+        if result.is_err() {
+            self.failed.store(true, Ordering::Release);
+        } else {
+            self.idle.fetch_add(1, Ordering::AcqRel);
+            self.merge_the_rest(&mut best);
+        }
+        lock(&self.ranked).push(result.map(|()| best));
+    }
+
+    fn sum_parts(&self, best: &mut Best) -> tantivy::Result<()> {
+        let mut norms = FieldCache::default();
+        while let Some(part) = self
+            .parts
+            .get(self.next_part.fetch_add(1, Ordering::Relaxed))
+        {
+            let mut scorers = Vec::with_capacity(part.len());
+            for &i in part {
+                let Some((index, info)) = &self.looked.infos[self.ord][i] else {
+                    continue;
+                };
+                let field = self.clauses[i].term.field();
+                scorers.push(TermScorer {
+                    block: index
+                        .read_block_postings_from_terminfo(info, IndexRecordOption::WithFreqs)?,
+                    at: 0,
+                    norms: norms.get(field, |f| self.reader.get_fieldnorms_reader(f))?,
+                    weight: self.looked.weights[i].clone(),
+                });
+            }
+            for (w, window) in self.summed.iter().enumerate() {
+                let (start, end) = self.bounds(w);
+                let mut scores = lock(&self.spare)
+                    .pop()
+                    .unwrap_or_else(|| Box::new([0.0; WINDOW_LEN]));
+                for scorer in &mut scorers {
+                    scorer.add_until(start, end, &mut scores);
+                }
+                let complete = {
+                    let mut arrays = lock(&window.arrays);
+                    arrays.push(scores);
+                    // An idle thread would otherwise wait while this one adds up.
+                    (arrays.len() == self.parts.len() && self.idle.load(Ordering::Acquire) == 0)
+                        .then(|| mem::take(&mut *arrays))
+                };
+                if let Some(arrays) = complete {
+                    self.merge(w, arrays, best);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds up every window not yet added up, waiting for the parts still summing it.
+    fn merge_the_rest(&self, best: &mut Best) {
+        for (w, window) in self.summed.iter().enumerate() {
+            while !window.merged.load(Ordering::Acquire) && !self.failed.load(Ordering::Acquire) {
+                let complete = {
+                    let mut arrays = lock(&window.arrays);
+                    (arrays.len() == self.parts.len()).then(|| mem::take(&mut *arrays))
+                };
+                match complete {
+                    Some(arrays) => self.merge(w, arrays, best),
+                    None => spin_loop(),
+                }
+            }
+        }
+    }
+
+    fn bounds(&self, w: usize) -> (DocId, DocId) {
+        let start = (w as DocId).saturating_mul(WINDOW);
+        (
+            start,
+            start.saturating_add(WINDOW).min(self.segment.max_doc),
+        )
+    }
+
+    /// Adds up window `w`'s arrays, keeping the documents that enter `best`, and hands the
+    /// arrays back zeroed.
+    fn merge(&self, w: usize, mut arrays: Vec<Box<Scores>>, best: &mut Best) {
+        let (start, end) = self.bounds(w);
+        let segment = &self.segment;
+        // A sum below this cannot enter: the threshold, a little lowered so that no `f64` sum
+        // whose `f32` reaches it is passed over, or any score above zero (a matched document).
+        let lowest = |best: &Best| {
+            segment
+                .threshold(best)
+                .map_or(f64::MIN_POSITIVE, |t| f64::from(t) * (1.0 - 1e-6))
+        };
+        let mut low = lowest(best);
+        // Eight documents at a time, every part's array read and zeroed in one pass.
+        for first in (0..(end - start) as usize).step_by(8) {
+            let mut sums = [0.0f64; 8];
+            for array in arrays.iter_mut() {
+                for (sum, score) in sums.iter_mut().zip(&mut array[first..first + 8]) {
+                    *sum += *score;
+                    *score = 0.0;
+                }
+            }
+            if sums.iter().all(|&sum| sum < low) {
+                continue;
+            }
+            for (j, &sum) in sums.iter().enumerate() {
+                let doc = start + (first + j) as DocId;
+                let score = sum as Score;
+                if sum <= 0.0 || doc >= end || segment.threshold(best).is_some_and(|t| score < t) {
+                    continue;
+                }
+                if segment.admits(doc)
+                    && let Some(key) = segment.keys.first(doc)
+                {
+                    best.push(Ranked { score, key });
+                }
+            }
+            low = lowest(best);
+        }
+        if let Some(worst) = best.threshold() {
+            segment.floor.raise(worst.score);
+        }
+        self.summed[w].merged.store(true, Ordering::Release);
+        lock(&self.spare).extend(arrays);
+    }
+}
