@@ -499,7 +499,7 @@ impl TermScorer {
 
     /// Adds this clause's score of every posting before `end` to `scores`, indexed from
     /// `start`; leaves the cursor at the first posting at or after `end`.
-    fn add_until(&mut self, start: DocId, end: DocId, scores: &mut Scores) {
+    fn add_until<const N: usize>(&mut self, start: DocId, end: DocId, scores: &mut [f64; N]) {
         loop {
             let all = self.block.docs();
             let from = self.at.min(all.len());
@@ -516,7 +516,7 @@ impl TermScorer {
             let postings = docs[..before].iter().zip(freqs);
             // The window's size is a power of two: the modulo is a mask, and lets the compiler
             // drop the bounds checks.
-            let slot = |doc: DocId| doc.wrapping_sub(start) as usize % WINDOW_LEN;
+            let slot = |doc: DocId| doc.wrapping_sub(start) as usize % N;
             for (&doc, &term_freq) in postings {
                 scores[slot(doc)] += f64::from(self.score_of(doc, term_freq));
             }
@@ -983,8 +983,9 @@ mod tests {
             // another order: the same hits, to the bit.
             let cut_otherwise = ranked(part / 3 + 7);
             assert_eq!(ours, cut_otherwise, "round {round}");
-            // Ranked whole, the clauses shared out between one to three threads.
-            let by_clauses = by_clauses::top_keys(
+            // Ranked whole, the clauses shared out between one to three threads, in windows
+            // short enough that each segment has several.
+            let by_clauses = by_clauses::top_keys_in_windows::<1024>(
                 &searcher,
                 &clauses,
                 &looked,
