@@ -43,7 +43,7 @@ use tantivy::fieldnorm::FieldNormReader;
 use tantivy::postings::{BlockSegmentPostings, TermInfo};
 use tantivy::query::{Bm25StatisticsProvider, Bm25Weight};
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::{DocId, InvertedIndexReader, Score, Searcher, Term};
+use tantivy::{DocId, InvertedIndexReader, Score, Searcher, SegmentReader, Term};
 
 use super::KEY;
 use super::workers::workers;
@@ -112,7 +112,14 @@ pub(super) fn top_keys(
     let looked = Lookups::new(searcher, clauses)?;
     if clauses.len() >= LONG_REQUEST {
         let parts = if docs > MIN_PART { threads } else { 1 };
-        return by_clauses::top_keys(searcher, clauses, &looked, only, limit, parts as usize);
+        return by_clauses::top_keys::<{ by_clauses::WINDOW }>(
+            searcher,
+            clauses,
+            &looked,
+            only,
+            limit,
+            parts as usize,
+        );
     }
     let cut = Cut {
         part: docs.div_ceil(threads).max(MIN_PART),
@@ -254,13 +261,7 @@ fn top_keys_in_parts(
                 scorers: open(share.ord, start)?,
             },
         };
-        let segment = Segment {
-            keys: reader.fast_fields().u64(KEY)?,
-            max_doc: reader.max_doc(),
-            alive: reader.alive_bitset(),
-            only,
-            floor: &floor,
-        };
+        let segment = Segment::new(reader, only, &floor)?;
         segment.collect(&mut cursors.scorers, share, best);
         cursors.reached = share.end();
         Ok(cursors)
@@ -620,7 +621,21 @@ struct Segment<'a> {
     floor: &'a Floor,
 }
 
-impl Segment<'_> {
+impl<'a> Segment<'a> {
+    fn new(
+        reader: &'a SegmentReader,
+        only: Option<&'a KeySet>,
+        floor: &'a Floor,
+    ) -> tantivy::Result<Segment<'a>> {
+        Ok(Segment {
+            keys: reader.fast_fields().u64(KEY)?,
+            max_doc: reader.max_doc(),
+            alive: reader.alive_bitset(),
+            only,
+            floor,
+        })
+    }
+
     /// The score a document must reach: this thread's `limit`-th best, or another's if higher.
     fn threshold(&self, best: &Best) -> Option<Score> {
         match (best.threshold().map(|worst| worst.score), self.floor.get()) {
@@ -985,7 +1000,7 @@ mod tests {
             assert_eq!(ours, cut_otherwise, "round {round}");
             // Ranked whole, the clauses shared out between one to three threads, in windows
             // short enough that each segment has several.
-            let by_clauses = by_clauses::top_keys_in_windows::<1024>(
+            let by_clauses = by_clauses::top_keys::<1024>(
                 &searcher,
                 &clauses,
                 &looked,

@@ -25,34 +25,22 @@ use tantivy::{DocId, Score, Searcher, SegmentReader};
 
 use super::{Best, Clause, FieldCache, Floor, Lookups, Ranked, Segment, TermScorer, lock, workers};
 use crate::library::KeySet;
-use crate::text::KEY;
 
 /// Documents summed per window: more than MaxScore's, since nothing is pruned between windows
 /// here, and each window costs every clause a call and the threads an adding up. At 100k, a
 /// brief's p50 in `eval` (binaries alternated, five runs): 8,192 0.861 ms, 16,384 0.764, 32,768
 /// 0.749 (three more runs: 0.767 against 0.751). The four arrays of two threads, 256 KiB each,
 /// stay in the 2 MiB L2 cache.
-const WINDOW: usize = 32_768;
+pub(super) const WINDOW: usize = 32_768;
 
 /// How long a thread with no part left spins for the others' windows before it yields its CPU
 /// between looks: a brief's whole ranking takes about 0.6 ms.
 const SPIN: Duration = Duration::from_millis(2);
 
 /// The `limit` best documents for the sum of `clauses`, as `super::top_keys` promises, with
-/// the clauses cut into `parts` ranked at once by the calling thread and the workers.
-pub(super) fn top_keys(
-    searcher: &Searcher,
-    clauses: &[Clause],
-    looked: &Lookups,
-    only: Option<&KeySet>,
-    limit: usize,
-    parts: usize,
-) -> tantivy::Result<Vec<(u64, Score)>> {
-    top_keys_in_windows::<WINDOW>(searcher, clauses, looked, only, limit, parts)
-}
-
-/// `top_keys`, summed in windows of `W` documents.
-pub(super) fn top_keys_in_windows<const W: usize>(
+/// the clauses cut into `parts` ranked at once by the calling thread and the workers, summed in
+/// windows of `W` documents (`WINDOW`, but for tests; a power of two).
+pub(super) fn top_keys<const W: usize>(
     searcher: &Searcher,
     clauses: &[Clause],
     looked: &Lookups,
@@ -63,13 +51,7 @@ pub(super) fn top_keys_in_windows<const W: usize>(
     let floor = Floor::default();
     let mut best = Best::new(limit);
     for (ord, reader) in searcher.segment_readers().iter().enumerate() {
-        let segment = Segment {
-            keys: reader.fast_fields().u64(KEY)?,
-            max_doc: reader.max_doc(),
-            alive: reader.alive_bitset(),
-            only,
-            floor: &floor,
-        };
+        let segment = Segment::new(reader, only, &floor)?;
         let ranking = Ranking::<W> {
             clauses,
             looked,
